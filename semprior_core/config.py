@@ -1,0 +1,155 @@
+"""The run's config tree: one typed dataclass per concern, validated on construction.
+
+Saved in every run directory and checkpoint. Built from YAML plus ``key.sub=value``
+overrides by :func:`load_config`; unknown keys and bad values are errors naming the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .configtree import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+from .labels.config import LabelConfig
+
+SYNTHETIC_ROOT = "@synthetic"  # the embedded default dataset, generated (seeded) on first use
+
+
+@dataclass
+class DatasetSpec:
+    """One dataset folder (``images/``, ``masks/``, split files) and which split files to use."""
+
+    root: str = SYNTHETIC_ROOT
+    name: str = ""  # prefix of sample ids when datasets are combined; default: the folder name
+    train_split: str = "splits/50_50/train.txt"
+    test_split: str = "splits/50_50/test.txt"
+    points: str = ""  # points JSON for this dataset; default: data.points
+
+
+@dataclass
+class DataConfig:
+    datasets: list[DatasetSpec] = field(default_factory=lambda: [DatasetSpec()])
+    val_fraction: float = 0.1  # carved from the training split, seeded; never the test split
+    val_seed: int = 0
+    points: str = "centroid"  # centroid | coarse | path to a points JSON file
+    points_seed: int = 0
+    crop: int = 256
+    batch_size: int = 8
+    num_workers: int = 0
+    flips: bool = True
+    rot90: bool = True
+    synthetic_seed: int = 0
+    synthetic_train: int = 48
+    synthetic_test: int = 24
+
+    def __post_init__(self) -> None:
+        if not self.datasets:
+            raise ConfigError("data.datasets: at least one dataset is required")
+        if not 0.0 < self.val_fraction < 0.9:
+            raise ConfigError(f"data.val_fraction must be in (0, 0.9), got {self.val_fraction}")
+        if self.crop < 16 or self.batch_size < 1 or self.num_workers < 0:
+            raise ConfigError("data.crop must be >= 16, data.batch_size >= 1, data.num_workers >= 0")
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "unet"
+    options: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the backbone factory
+
+
+@dataclass
+class VFMConfig:
+    name: str = "none"  # none | dinov2_vits14 | random_vit | dinov2_vitb14 | ... (see semprior_core.vfm)
+    weights: str | None = None  # local weights file for user checkpoints
+    input_size: int = 448  # long side fed to the VFM; a multiple of its patch size
+    layers: list[int] = field(default_factory=lambda: [3, 6, 9, 12])  # 1-based blocks cached
+    cache_dir: str | None = None  # default: the user cache directory
+    seed: int = 0  # for random_vit
+
+    def __post_init__(self) -> None:
+        if self.input_size <= 0 or not self.layers:
+            raise ConfigError("vfm.input_size must be positive and vfm.layers non-empty")
+
+
+@dataclass
+class SCAMConfig:
+    enabled: bool = True
+    stages: list[int] = field(default_factory=lambda: [0, 1, 2])  # encoder stages modulated (0 = highest resolution)
+    vfm_layers: list[int] = field(default_factory=lambda: [3, 6, 9])  # VFM block feeding each stage, same order
+    hidden: int = 64
+    mode: Literal["spatial", "global"] = "spatial"  # global = the seed code's per-channel FiLM
+    gate: Literal["tanh", "sigmoid"] = "tanh"
+    gate_l1: float = 0.0
+
+    def __post_init__(self) -> None:
+        if len(self.stages) != len(self.vfm_layers):
+            raise ConfigError(
+                f"scam.stages ({self.stages}) and scam.vfm_layers ({self.vfm_layers}) must have the same length"
+            )
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    lr: float = 1e-3
+    optimizer: Literal["adam", "adamw", "sgd"] = "adamw"
+    weight_decay: float = 1e-4
+    schedule: Literal["constant", "cosine", "step"] = "cosine"
+    warmup_epochs: int = 0
+    step_milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # fractions of epochs
+    loss: Literal["softiou_bce", "focal", "bce", "pal_edge"] = "softiou_bce"
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: bool = True  # only takes effect on CUDA
+    channels_last: bool = False
+    compile: bool = False
+    eval_every: int = 1
+    # auto: dense validation masks for full supervision, point-only validation otherwise
+    select: Literal["auto", "val_dense", "val_points"] = "auto"
+    grad_clip: float = 0.0
+    threads: int = 0  # torch CPU threads; 0 = leave torch's default
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.lr <= 0 or self.eval_every < 1:
+            raise ConfigError("train.epochs >= 1, train.lr > 0 and train.eval_every >= 1 are required")
+
+
+@dataclass
+class MethodConfig:
+    name: Literal["supervised", "semprior"] = "supervised"
+    # full: dense masks; points: point labels evolved by labels.rule (fixed | lesps | pal)
+    supervision: Literal["full", "points"] = "points"
+    model: Literal["student", "teacher"] = "student"  # for supervised: train the plain backbone or the SCAM teacher
+
+
+@dataclass
+class RunConfig:
+    name: str = "run"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    labels: LabelConfig = field(default_factory=LabelConfig)
+    vfm: VFMConfig = field(default_factory=VFMConfig)
+    scam: SCAMConfig = field(default_factory=SCAMConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+
+
+def supervision_name(cfg: RunConfig) -> str:
+    """Short name of what supervised a run: full, fixed (bare points), lesps or pal."""
+    return "full" if cfg.method.supervision == "full" else cfg.labels.rule
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """YAML file (optional) + ``key.sub=value`` overrides -> validated :class:`RunConfig`."""
+    data = load_yaml(path) if path else {}
+    cfg = from_dict(RunConfig, data)
+    return apply_overrides(cfg, list(overrides or []))
+
+
+def config_dict(cfg: RunConfig) -> dict[str, Any]:
+    return to_dict(cfg)
+
+
+def config_from_dict(data: dict[str, Any]) -> RunConfig:
+    return from_dict(RunConfig, data)

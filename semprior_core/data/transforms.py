@@ -1,0 +1,118 @@
+"""ONE geometric transform applied jointly to image, masks, points and VFM feature maps.
+
+A :class:`Geometry` is a crop window in image pixel coordinates (it may extend past
+the image: zero padding) followed by an optional transpose, vertical and horizontal
+flip — together the 8 symmetries of the square. Feature maps cover the whole image
+at a coarser grid, so they are resampled over the same window in normalised
+coordinates (bilinear ``grid_sample``, align_corners=False convention) and then
+get the identical transpose/flips; training therefore never needs the VFM.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class Geometry:
+    top: int
+    left: int
+    height: int
+    width: int
+    transpose: bool = False
+    vflip: bool = False
+    hflip: bool = False
+
+    @property
+    def out_shape(self) -> tuple[int, int]:
+        return (self.width, self.height) if self.transpose else (self.height, self.width)
+
+
+def sample_geometry(
+    rng: np.random.Generator, image_hw: tuple[int, int], crop: int, flips: bool = True, rot90: bool = True
+) -> Geometry:
+    """A random ``crop``×``crop`` window; an image smaller than the crop lands at a random offset in it."""
+    h, w = image_hw
+    top = int(rng.integers(min(0, h - crop), max(0, h - crop) + 1))
+    left = int(rng.integers(min(0, w - crop), max(0, w - crop) + 1))
+    t = bool(rot90 and rng.random() < 0.5)
+    v = bool(flips and rng.random() < 0.5)
+    f = bool(flips and rng.random() < 0.5)
+    return Geometry(top, left, crop, crop, transpose=t, vflip=v, hflip=f)
+
+
+def padded_geometry(image_hw: tuple[int, int], divisor: int) -> Geometry:
+    """Whole image, zero-padded at the bottom/right to a multiple of ``divisor`` (inference)."""
+    h, w = image_hw
+    return Geometry(0, 0, math.ceil(h / divisor) * divisor, math.ceil(w / divisor) * divisor)
+
+
+def _orient(arr, g: Geometry, flip):
+    """Apply transpose then flips on the last two axes (numpy or torch, through ``flip``)."""
+    if g.transpose:
+        arr = arr.swapaxes(-1, -2) if isinstance(arr, np.ndarray) else arr.transpose(-1, -2)
+    if g.vflip:
+        arr = flip(arr, -2)
+    if g.hflip:
+        arr = flip(arr, -1)
+    return arr
+
+
+def apply_array(arr: np.ndarray, g: Geometry, fill: float = 0.0) -> np.ndarray:
+    """Crop (with padding) and orient an array of shape (..., H, W)."""
+    h, w = arr.shape[-2:]
+    out = np.full(arr.shape[:-2] + (g.height, g.width), fill, dtype=arr.dtype)
+    y0, x0 = max(g.top, 0), max(g.left, 0)
+    y1, x1 = min(g.top + g.height, h), min(g.left + g.width, w)
+    if y1 > y0 and x1 > x0:
+        out[..., y0 - g.top : y1 - g.top, x0 - g.left : x1 - g.left] = arr[..., y0:y1, x0:x1]
+    return np.ascontiguousarray(_orient(out, g, lambda a, ax: np.flip(a, ax)))
+
+
+def apply_points(points: np.ndarray, g: Geometry) -> np.ndarray:
+    """Map (N, 2) (y, x) points into the transformed frame; points outside the window are dropped."""
+    pts = np.asarray(points, dtype=np.int64).reshape(-1, 2) - np.array([g.top, g.left])
+    keep = (pts[:, 0] >= 0) & (pts[:, 0] < g.height) & (pts[:, 1] >= 0) & (pts[:, 1] < g.width)
+    pts = pts[keep]
+    h, w = g.height, g.width
+    if g.transpose:
+        pts = pts[:, ::-1]
+        h, w = w, h
+    if g.vflip:
+        pts = np.stack([h - 1 - pts[:, 0], pts[:, 1]], axis=1)
+    if g.hflip:
+        pts = np.stack([pts[:, 0], w - 1 - pts[:, 1]], axis=1)
+    return np.ascontiguousarray(pts.reshape(-1, 2))
+
+
+def feature_shape(g: Geometry, stride: int) -> tuple[int, int]:
+    return max(1, math.ceil(g.height / stride)), max(1, math.ceil(g.width / stride))
+
+
+def apply_features(feat: torch.Tensor, g: Geometry, image_hw: tuple[int, int], stride: int = 8) -> torch.Tensor:
+    """Resample a (C, h, w) or (B, C, h, w) feature map covering the image onto the window's grid.
+
+    The output has one cell per ``stride``×``stride`` block of the window, sampled
+    bilinearly at the block centres; cells whose centre is outside the image are zero.
+    """
+    squeeze = feat.dim() == 3
+    x = feat.unsqueeze(0) if squeeze else feat
+    oh, ow = feature_shape(g, stride)
+    H, W = image_hw
+    dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+    ys = g.top + (torch.arange(oh, dtype=dtype, device=x.device) + 0.5) * g.height / oh
+    xs = g.left + (torch.arange(ow, dtype=dtype, device=x.device) + 0.5) * g.width / ow
+    gy, gx = torch.meshgrid(2 * ys / H - 1, 2 * xs / W - 1, indexing="ij")
+    grid = torch.stack([gx, gy], dim=-1).unsqueeze(0).expand(x.shape[0], -1, -1, -1)
+    # "border" keeps in-image cells near the edge from blending with zeros; cells whose
+    # centre lies outside the image (padding) are zeroed explicitly.
+    out = F.grid_sample(x.to(dtype), grid, mode="bilinear", padding_mode="border", align_corners=False)
+    inside = ((ys >= 0) & (ys < H)).to(dtype)[:, None] * ((xs >= 0) & (xs < W)).to(dtype)[None, :]
+    out = out * inside
+    out = _orient(out, g, lambda a, ax: torch.flip(a, (ax,))).to(feat.dtype)
+    return out.squeeze(0) if squeeze else out

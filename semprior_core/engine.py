@@ -1,0 +1,364 @@
+"""The generic training loop: epochs, validation-based selection, checkpoints, resume, devices.
+
+``train(cfg, run_dir)`` builds data, supervision and the method named in the config,
+then loops. Selection uses the validation split carved from training data only.
+Each epoch ends with ``last.pt`` (atomic) — a killed run resumes from it with
+``resume=True`` and, on CPU with a fixed seed, ends exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+from tqdm.auto import tqdm
+
+from . import distributed as dist
+from .checkpoint import check_compatible, load_checkpoint, save_checkpoint
+from .config import RunConfig, config_dict
+from .data.catalog import DataSplits, build_splits, folders_of, load_points
+from .data.dataset import CropDataset, ImageBank, Normalization, collate
+from .device import autocast, epoch_seed, make_scaler, resolve_device, seed_everything
+from .inference import predict_probs, to_device
+from .io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
+from .method import create_method
+from .method.base import Context, Method
+from .method.supervision import Supervision
+from .metrics import MetricAccumulator
+from .selection import point_scores
+
+COMPAT_FIELDS = ["model.backbone", "method.name", "method.model", "vfm.name", "scam.enabled", "scam.stages"]
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (non-finite loss, unusable run directory, ...)."""
+
+
+@dataclass
+class Selection:
+    """Which validation score picks ``best.pt`` and whether it used dense masks."""
+
+    metric: str
+    uses_dense_val_masks: bool
+
+
+def selection_for(cfg: RunConfig) -> Selection:
+    mode = cfg.train.select
+    if mode == "auto":
+        mode = "val_dense" if cfg.method.supervision == "full" else "val_points"
+    return Selection(metric="iou" if mode == "val_dense" else "point_f1", uses_dense_val_masks=mode == "val_dense")
+
+
+def uses_teacher(cfg: RunConfig) -> bool:
+    return cfg.method.name == "semprior" or cfg.method.model == "teacher"
+
+
+def features_for(cfg: RunConfig, banks: list[ImageBank]) -> list:
+    """Cached VFM feature sources for ``banks`` (Nones when the run uses no VFM)."""
+    if cfg.vfm.name == "none" or not cfg.scam.enabled:
+        return [None] * len(banks)
+    from .vfm.cache import feature_source, open_cache
+
+    cache = open_cache(cfg.vfm)
+    return [feature_source(cache, bank) for bank in banks]
+
+
+def lr_factor(cfg: RunConfig, epoch: int) -> float:
+    """Pure learning-rate multiplier for ``epoch`` (warm-up, then the schedule)."""
+    t = cfg.train
+    if epoch < t.warmup_epochs:
+        return (epoch + 1) / (t.warmup_epochs + 1)
+    if t.schedule == "cosine":
+        span = max(1, t.epochs - t.warmup_epochs)
+        return 0.5 * (1 + math.cos(math.pi * (epoch - t.warmup_epochs) / span))
+    if t.schedule == "step":
+        return 0.1 ** sum(epoch >= round(m * t.epochs) for m in t.step_milestones)
+    return 1.0
+
+
+def make_optimizer(cfg: RunConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    t = cfg.train
+    if t.optimizer == "adam":
+        return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=t.lr, momentum=0.9, weight_decay=t.weight_decay)
+    return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+
+
+def prepare_run_dir(run_dir: Path, resume: bool) -> None:
+    """Fail before any training if the run directory is unusable or would be overwritten."""
+    if run_dir.exists() and not resume and (run_dir / "last.pt").exists():
+        raise TrainingError(f"{run_dir}: already holds a run (last.pt); use --resume or another --out")
+    if resume and not (run_dir / "last.pt").exists():
+        raise TrainingError(f"{run_dir}: nothing to resume (no last.pt)")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-probe"
+        probe.write_bytes(b"\0" * 1024 * 1024)  # 1 MiB: catches a full disk, not only permissions
+        probe.unlink()
+    except OSError as exc:
+        raise TrainingError(f"{run_dir}: run directory is not writable ({exc.strerror})") from exc
+
+
+def environment() -> dict[str, Any]:
+    import importlib.metadata as md
+
+    def version(pkg: str) -> str | None:
+        try:
+            return md.version(pkg)
+        except md.PackageNotFoundError:
+            return None
+
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent, timeout=5
+        ).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": {p: version(p) for p in ("semprior", "torch", "numpy", "scipy", "scikit-learn", "onnx")},
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "cpu_threads": torch.get_num_threads(),
+        "git_commit": commit,
+    }
+
+
+class Trainer:
+    """Holds one run's state; ``fit()`` runs the remaining epochs."""
+
+    def __init__(self, cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True):
+        self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
+        self.rank, self.world = dist.rank(), dist.world_size()
+        if self.rank == 0:
+            prepare_run_dir(self.run_dir, resume)
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        seed_everything(cfg.train.seed)
+        self.device = resolve_device(cfg.train.device)
+        self.selection = selection_for(cfg)
+
+        self.splits: DataSplits = build_splits(cfg.data)
+        self.train_bank, self.val_bank = ImageBank(self.splits.train), ImageBank(self.splits.val)
+        self.norm = Normalization.from_images([self.train_bank.image(i) for i in range(len(self.train_bank))])
+        points = None
+        if cfg.method.supervision != "full" or self.selection.metric == "point_f1":
+            points = load_points(cfg.data, folders_of(cfg.data, self.splits))
+        self.points = points
+        self.supervision = Supervision(cfg, self.train_bank, points, self.run_dir / "labels" if self.rank == 0 else None)
+        self.val_supervision = Supervision(cfg, self.val_bank, points, None) if points is not None else None
+
+        ctx = Context(
+            cfg=cfg, device=self.device, run_dir=self.run_dir, train_bank=self.train_bank, val_bank=self.val_bank,
+            norm=self.norm, supervision=self.supervision, rank=self.rank, world_size=self.world,
+        )
+        if uses_teacher(cfg):
+            ctx.train_features, ctx.val_features = features_for(cfg, [self.train_bank, self.val_bank])
+        self.method: Method = create_method(cfg, ctx, val_supervision=self.val_supervision)
+        self.optimizer = make_optimizer(cfg, self.method.parameters())
+        self.scaler = make_scaler(self.device, cfg.train.amp)
+        self.epoch = 0
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] = {"score": -math.inf, "epoch": None}
+        if resume:
+            self._resume()
+        elif self.rank == 0:
+            self._write_run_files()
+
+    # -- run directory -------------------------------------------------------------------
+    def _write_run_files(self) -> None:
+        import yaml
+
+        atomic_write_text(self.run_dir / "config.yaml", yaml.safe_dump(config_dict(self.cfg), sort_keys=False))
+        env = environment() | {"device": str(self.device), "seed": self.cfg.train.seed, "world_size": self.world}
+        atomic_write_json(self.run_dir / "environment.json", env)
+        for name in ("train", "val", "test"):
+            keys = [r.key for r in self.splits.get(name)]
+            atomic_write_text(self.run_dir / "splits" / f"{name}.txt", "\n".join(keys) + "\n")
+        atomic_write_json(
+            self.run_dir / "run.json",
+            {
+                "selection": self.selection.__dict__,
+                "normalization": self.norm.__dict__,
+                "eval_models": list(self.method.eval_models),
+                "supervision": self.cfg.method.supervision,
+            },
+        )
+
+    def _payload(self) -> dict[str, Any]:
+        return {
+            "config": config_dict(self.cfg),
+            "epoch": self.epoch,
+            "networks": {k: v.state_dict() for k, v in self.method.networks().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "method": self.method.state_dict(),
+            "supervision": self.supervision.state_dict(),
+            "val_supervision": self.val_supervision.state_dict() if self.val_supervision else {},
+            "history": self.history,
+            "best": self.best,
+            "normalization": {"mean": self.norm.mean, "std": self.norm.std},
+            "eval_models": list(self.method.eval_models),
+        }
+
+    def _resume(self) -> None:
+        path = self.run_dir / "last.pt"
+        ckpt = load_checkpoint(path)
+        check_compatible(path, ckpt["config"], config_dict(self.cfg), COMPAT_FIELDS)
+        for name, net in self.method.networks().items():
+            net.load_state_dict(ckpt["networks"][name])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        self.method.load_state_dict(ckpt["method"])
+        self.supervision.load_state_dict(ckpt["supervision"])
+        if self.val_supervision is not None:
+            self.val_supervision.load_state_dict(ckpt["val_supervision"])
+        self.history, self.best, self.epoch = ckpt["history"], ckpt["best"], ckpt["epoch"]
+        if self.rank == 0:
+            # Lines appended after the last complete checkpoint belong to lost work.
+            lines = "".join(_json_line(r) for r in self.history)
+            atomic_write_text(self.run_dir / "metrics.jsonl", lines)
+            self.supervision.truncate_history(self.epoch)
+
+    # -- loop ----------------------------------------------------------------------------
+    def fit(self) -> list[dict[str, Any]]:
+        epochs = self.cfg.train.epochs
+        while self.epoch < epochs:
+            record = self._train_epoch(self.epoch)
+            record |= self.supervision.after_epoch(
+                self.epoch, epochs, record["loss"], self._label_predictor(self.train_bank, self.method.train_features())
+            )
+            if self.val_supervision is not None and self.method.evolves_val_labels:
+                val_logs = self.val_supervision.after_epoch(
+                    self.epoch, epochs, record["loss"], self._label_predictor(self.val_bank, self.method.val_features())
+                )
+                record |= {f"val_{k}": v for k, v in val_logs.items()}
+            if (self.epoch + 1) % self.cfg.train.eval_every == 0 or self.epoch + 1 == epochs:
+                record |= self._validate()
+            self.epoch += 1
+            self.history.append(record)
+            improved = record.get("select_score", -math.inf) > self.best["score"]
+            if improved:
+                self.best = {"score": record["select_score"], "epoch": record["epoch"], "metric": self.selection.metric}
+            if self.rank == 0:
+                payload = self._payload()
+                if improved:
+                    save_checkpoint(self.run_dir / "best.pt", payload)
+                save_checkpoint(self.run_dir / "last.pt", payload)
+                append_jsonl(self.run_dir / "metrics.jsonl", record)
+        return self.history
+
+    def _loader(self) -> DataLoader:
+        cfg = self.cfg.data
+        ds = CropDataset(
+            self.train_bank, self.supervision.target, self.norm, crop=cfg.crop, flips=cfg.flips,
+            rot90=cfg.rot90, seed=self.cfg.train.seed, features=self.method.train_features(),
+            feature_stride=self.method.feature_stride,
+        )
+        ds.set_epoch(self.epoch)
+        active = self.supervision.active()
+        subset = Subset(ds, active)
+        gen = torch.Generator().manual_seed(epoch_seed(self.cfg.train.seed, self.epoch))
+        sampler = dist.shard_sampler(len(subset), gen) if self.world > 1 else None
+        return DataLoader(
+            subset, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler, generator=gen,
+            num_workers=cfg.num_workers, collate_fn=collate, drop_last=len(subset) > cfg.batch_size,
+            pin_memory=self.device.type == "cuda",
+        )
+
+    def _train_epoch(self, epoch: int) -> dict[str, Any]:
+        torch.manual_seed(epoch_seed(self.cfg.train.seed, epoch) + 1)
+        for net in self.method.networks().values():
+            net.train()
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.cfg.train.lr * lr_factor(self.cfg, epoch)
+        sums: dict[str, float] = {}
+        n = 0
+        loader = self._loader()
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.cfg.train.epochs}", leave=False,
+                   disable=not self.progress or self.rank != 0)
+        for batch in bar:
+            batch = to_device(batch, self.device)
+            with autocast(self.device, self.cfg.train.amp):
+                loss, logs = self.method.train_step(batch)
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"non-finite loss ({loss.item()}) at epoch {epoch + 1}; stopping with the last good "
+                    f"checkpoint intact in {self.run_dir} (lower train.lr or check the data)"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            dist.sync_gradients(self.method.parameters())
+            if self.cfg.train.grad_clip > 0:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.method.parameters(), self.cfg.train.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            logs = {"loss": float(loss.detach())} | logs | self.method.after_step(n, self.optimizer)
+            for k, v in logs.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            n += 1
+            bar.set_postfix(loss=f"{logs['loss']:.4f}", best=f"{self.best['score']:.3f}")
+        means = dist.average({k: v / max(n, 1) for k, v in sums.items()})
+        return {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], "steps": n} | means
+
+    # -- prediction and validation ---------------------------------------------------------
+    def predict(self, which: str, bank: ImageBank, indices: list[int] | None = None, features=None) -> list[np.ndarray]:
+        """Whole-image probabilities of network ``which`` for ``indices`` of ``bank``."""
+        return predict_probs(
+            lambda batch: self.method.logits(which, batch), self.method.networks()[which], bank, self.norm,
+            divisor=self.method.size_divisor(), device=self.device, amp=self.cfg.train.amp, indices=indices,
+            features=features, feature_stride=self.method.feature_stride,
+        )
+
+    def _label_predictor(self, bank: ImageBank, features):
+        """indices -> the probabilities the method's label update uses (one or several networks)."""
+
+        def predict(indices: list[int]) -> list[np.ndarray]:
+            probs = {w: self.predict(w, bank, indices, features) for w in self.method.label_models()}
+            return self.method.combine_label_probs(probs)
+
+        return predict
+
+    def _validate(self) -> dict[str, Any]:
+        record: dict[str, Any] = {}
+        for which in self.method.eval_models:
+            probs = self.predict(which, self.val_bank, None, self.method.val_features())
+            if self.val_bank.has_masks():
+                acc = MetricAccumulator()
+                for i, p in enumerate(probs):
+                    acc.update(p, self.val_bank.mask(i))
+                m = acc.compute()
+                # Dense validation metrics are always logged; they select only when configured to.
+                record |= {f"val_{which}_{k}": v for k, v in m.to_dict().items() if k != "n_images"}
+            if self.points is not None:
+                ps = point_scores(probs, [self.val_supervision.points_of(i) for i in range(len(self.val_bank))])
+                record |= {f"val_{which}_{k}": v for k, v in ps.items()}
+        lead = self.method.eval_models[0]
+        record["select_score"] = record[f"val_{lead}_{self.selection.metric}"]
+        return record
+
+
+def _json_line(record: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(record, sort_keys=True) + "\n"
+
+
+def train(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True) -> list[dict[str, Any]]:
+    """Train the run described by ``cfg`` into ``run_dir``; returns the per-epoch history."""
+    return Trainer(cfg, run_dir, resume=resume, progress=progress).fit()
+
+
+def read_history(run_dir: str | Path) -> list[dict[str, Any]]:
+    return read_jsonl(Path(run_dir) / "metrics.jsonl")
+

@@ -1,0 +1,56 @@
+"""Whole-image inference: pad to the network's size divisor, predict, crop back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data.dataset import FeatureSource, FullImageDataset, ImageBank, Normalization, collate
+from .device import autocast
+
+
+def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    out = {}
+    for k, v in batch.items():
+        if isinstance(v, torch.Tensor):
+            out[k] = v.to(device, non_blocking=True)
+        elif k == "feats":
+            out[k] = [f.to(device, non_blocking=True) for f in v]
+        else:
+            out[k] = v
+    return out
+
+
+@torch.no_grad()
+def predict_probs(
+    forward: Callable[[dict[str, Any]], torch.Tensor],
+    net: nn.Module,
+    bank: ImageBank,
+    norm: Normalization,
+    *,
+    divisor: int,
+    device: torch.device,
+    amp: bool = False,
+    indices: list[int] | None = None,
+    features: FeatureSource | None = None,
+    feature_stride: int = 8,
+) -> list[np.ndarray]:
+    """Probabilities (float32 HxW, the image's own size) of ``forward`` on whole images of ``bank``."""
+    was_training = net.training
+    net.eval()
+    ds = FullImageDataset(bank, norm, divisor, features=features, feature_stride=feature_stride)
+    out = []
+    try:
+        for i in indices if indices is not None else range(len(bank)):
+            batch = to_device(collate([ds[i]]), device)
+            with autocast(device, amp):
+                logits = forward(batch)
+            h, w = batch["shape"][0]
+            out.append(torch.sigmoid(logits.float())[0, 0, :h, :w].cpu().numpy())
+    finally:
+        net.train(was_training)
+    return out

@@ -1,0 +1,110 @@
+"""Label history on disk: one compressed ``.npz`` per label update, written atomically.
+
+``<run>/labels/update_<epoch:05d>.npz`` holds the image keys, every pseudo-mask
+(uint8, label·255 rounded) and a JSON summary (per-image area, components, guard
+events and — diagnostic only, never fed back — IoU against the dense mask where one
+exists). Update 0 is the initial labels. There is no index file to get out of step:
+the files are the index, so resuming simply deletes updates newer than the checkpoint.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .io import atomic_write_bytes
+
+_NAME = re.compile(r"update_(\d{5})\.npz$")
+
+
+def update_path(folder: Path, epoch: int) -> Path:
+    return folder / f"update_{epoch:05d}.npz"
+
+
+def write_update(folder: Path, epoch: int, keys: list[str], labels: list[np.ndarray], summary: dict[str, Any]) -> Path:
+    arrays = {f"l{i}": np.rint(np.clip(lab, 0, 1) * 255).astype(np.uint8) for i, lab in enumerate(labels)}
+    buf = io.BytesIO()
+    np.savez_compressed(buf, keys=np.array(keys), summary=np.array(json.dumps(summary)), **arrays)
+    return atomic_write_bytes(update_path(folder, epoch), buf.getvalue())
+
+
+def list_updates(folder: Path) -> list[int]:
+    if not folder.is_dir():
+        return []
+    return sorted(int(m.group(1)) for p in folder.iterdir() if (m := _NAME.match(p.name)))
+
+
+def truncate_after(folder: Path, epoch: int) -> None:
+    """Delete updates recorded after ``epoch`` (work lost with a killed run)."""
+    for e in list_updates(folder):
+        if e > epoch:
+            update_path(folder, e).unlink(missing_ok=True)
+
+
+@dataclass
+class LabelUpdate:
+    epoch: int
+    keys: list[str]
+    summary: dict[str, Any]
+    _file: Path
+
+    def label(self, key_or_index: str | int) -> np.ndarray:
+        """Pseudo-mask (float32 in [0, 1]) of one image, by key or position."""
+        i = self.keys.index(key_or_index) if isinstance(key_or_index, str) else key_or_index
+        with np.load(self._file) as z:
+            return z[f"l{i}"].astype(np.float32) / 255.0
+
+
+class LabelHistory:
+    """Random access to a run's label updates by (update, image id)."""
+
+    def __init__(self, run_dir: str | Path):
+        self.folder = Path(run_dir) / "labels"
+        self.epochs = list_updates(self.folder)
+
+    def __len__(self) -> int:
+        return len(self.epochs)
+
+    def update(self, n: int) -> LabelUpdate:
+        """The n-th update (0 = initial labels; negative indices count from the end)."""
+        epoch = self.epochs[n]
+        path = update_path(self.folder, epoch)
+        with np.load(path) as z:
+            keys = [str(k) for k in z["keys"]]
+            summary = json.loads(str(z["summary"]))
+        return LabelUpdate(epoch, keys, summary, path)
+
+    def label(self, n: int, key: str) -> np.ndarray:
+        return self.update(n).label(key)
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row per update: epoch, mean IoU vs GT (diagnostic), mean area, growth, guard counts."""
+        rows = []
+        prev_area = None
+        for n in range(len(self)):
+            s = self.update(n).summary
+            images = s["images"]
+            ious = [im["iou_vs_gt"] for im in images if im.get("iou_vs_gt") is not None]
+            area = float(np.mean([im["area"] for im in images])) if images else 0.0
+            rows.append(
+                {
+                    "update": n,
+                    "epoch": self.epochs[n],
+                    "images": len(images),
+                    "mean_iou_vs_gt": float(np.mean(ious)) if ious else None,
+                    "mean_area": area,
+                    "growth": None if prev_area in (None, 0) else area / prev_area,
+                    "bare_point": sum(im["area"] <= im.get("n_points", 1) for im in images),
+                    "grew_past_bound": s.get("events", {}).get("grew_past_bound", 0),
+                    "erased_target": s.get("events", {}).get("erased_target", 0),
+                    "pool": s.get("pool_size"),
+                }
+            )
+            prev_area = area
+        return rows

@@ -1,0 +1,33 @@
+"""Shared fixtures: an isolated cache directory, the shared real datasets, a tiny synthetic dataset."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+# Derived files (converted VFM weights, points, synthetic data) go to a repo-local cache that
+# persists between test sessions, never to the user's home cache.
+os.environ.setdefault("SEMPRIOR_CACHE", str(ROOT / ".cache" / "pytest"))
+
+
+@pytest.fixture(scope="session")
+def nuaa_root() -> Path:
+    root = SHARED_DATA / "NUAA-SIRST"
+    if not root.is_dir():
+        pytest.skip("shared NUAA-SIRST data not present")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_synthetic(tmp_path_factory) -> Path:
+    """A 12+4-image synthetic dataset (seconds to make)."""
+    from semprior_core.data.synthetic import SyntheticConfig, generate
+
+    root = tmp_path_factory.mktemp("data") / "tiny"
+    generate(root, SyntheticConfig(n_train=12, n_test=4, seed=3, size_range=(64, 96), base_size_fraction=0.5))
+    return root

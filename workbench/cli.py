@@ -1,0 +1,278 @@
+"""``semprior`` command line: thin subcommands that build configs and call the core.
+
+Config overrides: any ``--section.key=value`` (or bare ``section.key=value``) argument,
+value parsed as YAML, e.g. ``semprior train --config c.yaml --train.epochs=5 labels.rule=pal``.
+Errors in user input print one line naming the file/key and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+SUPERVISION_ALIASES = {
+    "full": ["method.supervision=full"],
+    "points": ["method.supervision=points", "labels.rule=fixed"],
+    "fixed": ["method.supervision=points", "labels.rule=fixed"],
+    "lesps": ["method.supervision=points", "labels.rule=lesps"],
+    "pal": ["method.supervision=points", "labels.rule=pal", "labels.init=pal_easy", "train.loss=pal_edge"],
+}
+
+
+def _split_overrides(extra: list[str]) -> list[str]:
+    out = []
+    for tok in extra:
+        t = tok[2:] if tok.startswith("--") else tok
+        if "=" not in t or "." not in t.split("=", 1)[0]:
+            raise SystemExit(f"semprior: unrecognised argument {tok!r} (overrides look like --train.epochs=5)")
+        out.append(t)
+    return out
+
+
+def _config(args: argparse.Namespace, extra: list[str], default: Path | None = None):
+    from semprior_core.config import load_config
+
+    overrides: list[str] = []
+    if getattr(args, "supervision", None):
+        overrides += SUPERVISION_ALIASES[args.supervision]
+    if getattr(args, "method", None):
+        overrides.append(f"method.name={args.method}")
+    if getattr(args, "model", None):
+        overrides.append(f"method.model={args.model}")
+    if getattr(args, "data", None):
+        overrides.append(f"data.datasets=[{{root: {json.dumps(str(args.data))}}}]")
+    return load_config(args.config or default, overrides + _split_overrides(extra))
+
+
+def _metrics_table(title: str, rows: list[tuple[str, dict[str, float]]]) -> Table:
+    table = Table(title=title)
+    table.add_column("model")
+    for col in ("IoU", "nIoU", "Pd", "Fa (×1e-6)"):
+        table.add_column(col, justify="right")
+    for name, row in rows:
+        table.add_row(name, f"{row['IoU']:.2f}", f"{row['nIoU']:.2f}", f"{row['Pd']:.2f}", f"{row['Fa']:.1f}")
+    return table
+
+
+# -- subcommands -------------------------------------------------------------------------------
+def cmd_train(args, extra) -> int:
+    from semprior_core.engine import train
+
+    cfg = _config(args, extra)
+    out = Path(args.out or f"runs/{cfg.name}")
+    console.print(f"[bold]training[/] {cfg.method.name} ({cfg.model.backbone}) → {out}")
+    history = train(cfg, out, resume=args.resume, progress=not args.quiet)
+    last = history[-1] if history else {}
+    console.print(f"done: {len(history)} epochs; best validation {last and _best(out)}")
+    return 0
+
+
+def _best(run_dir: Path) -> str:
+    info = json.loads((run_dir / "run.json").read_text())
+    from semprior_core.engine import read_history
+
+    hist = [r for r in read_history(run_dir) if "select_score" in r]
+    if not hist:
+        return "n/a"
+    best = max(hist, key=lambda r: r["select_score"])
+    return f"{info['selection']['metric']}={best['select_score']:.4f} at epoch {best['epoch']}"
+
+
+def cmd_eval(args, extra) -> int:
+    from semprior_core.evaluate import evaluate_run
+
+    res = evaluate_run(args.run, split=args.split, which=args.which, checkpoint=args.checkpoint, device=args.device)
+    if args.json:
+        d = res.to_dict()
+        d.pop("per_image")
+        print(json.dumps(d, indent=2))
+    else:
+        title = f"{args.run}: {res.split} split, {res.checkpoint}.pt (epoch {res.epoch}, chosen on validation)"
+        console.print(_metrics_table(title, [(res.model, res.metrics.as_row())]))
+    return 0
+
+
+def cmd_predict(args, extra) -> int:
+    from semprior_core.evaluate import predict_folder
+
+    files = predict_folder(args.checkpoint, args.images, args.out, which=args.which, device=args.device)
+    console.print(f"wrote {len(files)} probability maps to {args.out}")
+    return 0
+
+
+def cmd_points(args, extra) -> int:
+    from semprior_core.data.catalog import make_points
+    from semprior_core.data.folder import DatasetFolder
+
+    folder = DatasetFolder.open(args.data)
+    ps = make_points(folder, args.kind, args.seed)
+    out = Path(args.out) if args.out else folder.root / "points" / (f"{args.kind}_seed{args.seed}.json" if args.kind == "coarse" else f"{args.kind}.json")
+    ps.save(out)
+    console.print(f"{ps.num_points()} {args.kind} points for {len(ps.points)} images → {out}")
+    return 0
+
+
+def cmd_data_check(args, extra) -> int:
+    from semprior_core.data.check import check_dataset
+
+    rep = check_dataset(args.dir)
+    table = Table(title=f"{rep.root}: {rep.n_images} images, {rep.n_masks} masks")
+    table.add_column("split file")
+    table.add_column("ids", justify="right")
+    table.add_column("problems", justify="right")
+    for s in rep.splits:
+        table.add_row(s.split, str(s.n_ids), str(len(s.problems)))
+    console.print(table)
+    for msg in rep.problems + [p for s in rep.splits for p in s.problems]:
+        console.print(f"[red]problem:[/] {msg}")
+    return 0 if rep.ok else 1
+
+
+def cmd_labels(args, extra) -> int:
+    from semprior_core.label_history import LabelHistory
+
+    hist = LabelHistory(args.run)
+    if not len(hist):
+        raise SystemExit(f"semprior: {args.run}: no label history (labels/update_*.npz)")
+    table = Table(title=f"{args.run}: pseudo-mask quality per update (IoU vs GT is a diagnostic, never used in training)")
+    cols = ["update", "epoch", "images", "pool", "mean_iou_vs_gt", "mean_area", "growth", "bare_point",
+            "grew_past_bound", "erased_target"]
+    for c in cols:
+        table.add_column(c, justify="right")
+    for row in hist.table():
+        table.add_row(*[_fmt(row[c]) for c in cols])
+    console.print(table)
+    return 0
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "–"
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def cmd_demo(args, extra) -> int:
+    from semprior_core.engine import train
+    from semprior_core.evaluate import evaluate_run
+    from workbench.report import write_run_report
+
+    cfg = _config(args, extra, default=CONFIG_DIR / "demo.yaml")
+    out = Path(args.out)
+    console.print(f"[bold]semprior demo[/]: {cfg.method.name} on the embedded synthetic dataset → {out}")
+    train(cfg, out, resume=args.resume, progress=not args.quiet)
+    results = [evaluate_run(out, "test", which) for which in _eval_models(out)]
+    console.print(_metrics_table(f"{out}: test split, validation-selected checkpoint",
+                                 [(r.model, r.metrics.as_row()) for r in results]))
+    report = write_run_report(out, results)
+    console.print(f"report: {report}")
+    return 0
+
+
+def _eval_models(run_dir: Path) -> list[str]:
+    return json.loads((Path(run_dir) / "run.json").read_text())["eval_models"]
+
+
+def cmd_bench(args, extra) -> int:
+    from workbench.bench import run_bench
+
+    run_bench(args, console)
+    return 0
+
+
+# -- parser ------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="semprior", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def add(name: str, fn: Callable, help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.set_defaults(fn=fn)
+        return sp
+
+    def config_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--config", help="YAML config file")
+        sp.add_argument("--out", help="run directory (default runs/<name>)")
+        sp.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
+        sp.add_argument("--supervision", choices=sorted(SUPERVISION_ALIASES), help="shortcut for supervision settings")
+        sp.add_argument("--method", choices=["supervised", "semprior"])
+        sp.add_argument("--model", choices=["student", "teacher"], help="for --method supervised")
+        sp.add_argument("--data", help="dataset folder (replaces data.datasets)")
+        sp.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    sp = add("train", cmd_train, "train a run from a YAML config plus overrides")
+    config_args(sp)
+
+    sp = add("demo", cmd_demo, "generate synthetic data, train, evaluate and write a report (no download, CPU)")
+    config_args(sp)
+    sp.set_defaults(out="runs/demo")
+
+    sp = add("eval", cmd_eval, "IoU, nIoU, Pd, Fa of a run on a split")
+    sp.add_argument("--run", required=True)
+    sp.add_argument("--split", default="test", choices=["train", "val", "test"])
+    sp.add_argument("--which", help="network (student/teacher); default: the run's selection model")
+    sp.add_argument("--checkpoint", default="best", help="best (validation-selected), last, or a path")
+    sp.add_argument("--device", default="auto")
+    sp.add_argument("--json", action="store_true")
+
+    sp = add("predict", cmd_predict, "write one 8-bit probability PNG per image")
+    sp.add_argument("--checkpoint", required=True)
+    sp.add_argument("--images", required=True)
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--which")
+    sp.add_argument("--device", default="auto")
+
+    sp = add("points", cmd_points, "derive point labels (centroid or coarse) from a dataset's masks")
+    sp.add_argument("--data", required=True)
+    sp.add_argument("--kind", default="centroid", choices=["centroid", "coarse"])
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--out")
+
+    data = add("data", lambda a, e: data.print_help() or 2, "dataset tools")
+    dsub = data.add_subparsers(dest="data_cmd")
+    chk = dsub.add_parser("check", help="validate a dataset folder and print counts per split")
+    chk.add_argument("dir")
+    chk.set_defaults(fn=cmd_data_check)
+
+    sp = add("labels", cmd_labels, "pseudo-mask quality per label update of a run")
+    sp.add_argument("--run", required=True)
+
+    sp = add("bench", cmd_bench, "parameters, MACs, speed and memory per backbone")
+    sp.add_argument("--backbones", nargs="*", help="default: all registered")
+    sp.add_argument("--size", type=int, default=256)
+    sp.add_argument("--batch", type=int, default=8)
+    sp.add_argument("--steps", type=int, default=5)
+    sp.add_argument("--out", help="also write the table as markdown to this file")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from semprior_core.checkpoint import CheckpointError
+    from semprior_core.configtree import ConfigError
+    from semprior_core.engine import TrainingError
+    from semprior_core.io import DataError
+
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.cmd not in ("train", "demo"):
+        parser.error(f"unrecognised arguments: {' '.join(extra)}")
+    try:
+        return int(args.fn(args, extra) or 0)
+    except (ConfigError, DataError, CheckpointError, TrainingError, FileExistsError) as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]: the last complete checkpoint is intact; continue with --resume")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Markdown report of one run: metrics table (with the split named), curves, example figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from semprior_core.engine import read_history  # noqa: E402
+from semprior_core.evaluate import EvalResult, load_run, predict_bank, resolve_checkpoint, run_bank  # noqa: E402
+from semprior_core.io import atomic_write_text  # noqa: E402
+from semprior_core.label_history import LabelHistory  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def curves_figure(run_dir: Path, out: Path) -> Path:
+    hist = read_history(run_dir)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    ep = [r["epoch"] for r in hist]
+    axes[0].plot(ep, [r["loss"] for r in hist])
+    axes[0].set(title="training loss", xlabel="epoch")
+    for key in sorted({k for r in hist for k in r if k.startswith("val_") and k.endswith(("_iou", "_point_f1"))}):
+        pts = [(r["epoch"], r[key]) for r in hist if key in r]
+        axes[1].plot(*zip(*pts), marker=".", label=key)
+    axes[1].set(title="validation (split carved from train)", xlabel="epoch")
+    axes[1].legend(fontsize=7)
+    return _save(fig, out)
+
+
+def examples_figure(run_dir: Path, result: EvalResult, out: Path, n: int = 4) -> Path:
+    run = load_run(resolve_checkpoint(run_dir, result.checkpoint))
+    bank = run_bank(run, run_dir, result.split)
+    order = np.argsort([-s.n_targets for s in result.per_image])[:n]
+    probs = predict_bank(run, result.model, bank, torch.device("cpu"))
+    fig, axes = plt.subplots(len(order), 3, figsize=(7.5, 2.5 * len(order)), squeeze=False)
+    for row, i in enumerate(order):
+        for ax, img, title in zip(axes[row], (bank.image(i), bank.mask(i), probs[i]),
+                                  ("image", "ground truth", f"{result.model} probability")):
+            ax.imshow(img, cmap="gray", vmin=0, vmax=1)
+            ax.set_title(f"{title}\n{bank.keys()[i]}" if title == "image" else title, fontsize=8)
+            ax.axis("off")
+    return _save(fig, out)
+
+
+def labels_figure(run_dir: Path, out: Path, n: int = 4) -> Path | None:
+    hist = LabelHistory(run_dir)
+    if len(hist) < 1:
+        return None
+    first, last = hist.update(0), hist.update(-1)
+    fig, axes = plt.subplots(n, 2, figsize=(5, 2.5 * n), squeeze=False)
+    for row in range(min(n, len(first.keys))):
+        for ax, upd in zip(axes[row], (first, last)):
+            ax.imshow(upd.label(row), cmap="magma", vmin=0, vmax=1)
+            ax.set_title(f"{first.keys[row]} · epoch {upd.epoch}", fontsize=8)
+            ax.axis("off")
+    return _save(fig, out)
+
+
+def write_run_report(run_dir: str | Path, results: list[EvalResult]) -> Path:
+    run_dir = Path(run_dir)
+    fig_dir = run_dir / "report"
+    info = json.loads((run_dir / "run.json").read_text())
+    sel = info["selection"]
+    lines = [
+        f"# Run report: {run_dir.name}",
+        "",
+        f"Supervision: **{info['supervision']}**. Checkpoint chosen on the **validation split carved from training "
+        f"data** by `{sel['metric']}`" + (" (uses dense validation masks)." if sel["uses_dense_val_masks"] else " (points only)."),
+        "",
+        "| split | model | checkpoint | IoU | nIoU | Pd | Fa ×10⁻⁶ |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        row = r.metrics.as_row()
+        lines.append(f"| {r.split} | {r.model} | {r.checkpoint} (epoch {r.epoch}) | {row['IoU']:.2f} | {row['nIoU']:.2f} "
+                     f"| {row['Pd']:.2f} | {row['Fa']:.1f} |")
+    lines += ["", "## Curves", "", f"![curves]({curves_figure(run_dir, fig_dir / 'curves.png').relative_to(run_dir)})"]
+    lab = labels_figure(run_dir, fig_dir / "labels.png")
+    if lab:
+        table = LabelHistory(run_dir).table()
+        lines += ["", "## Pseudo-masks: first vs last update", "",
+                  "Mean IoU of pseudo-masks vs dense masks (diagnostic only, never used in training): "
+                  + ", ".join(f"epoch {t['epoch']}: {t['mean_iou_vs_gt']:.3f}" for t in table if t["mean_iou_vs_gt"] is not None),
+                  "", f"![labels]({lab.relative_to(run_dir)})"]
+    for r in results:
+        ex = examples_figure(run_dir, r, fig_dir / f"examples_{r.split}_{r.model}.png")
+        lines += ["", f"## Examples ({r.split} split, {r.model})", "", f"![examples]({ex.relative_to(run_dir)})"]
+    return atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")
