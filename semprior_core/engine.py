@@ -266,6 +266,11 @@ class Trainer:
         )
         ds.set_epoch(self.epoch)
         active = self.supervision.active()
+        if not active:
+            raise TrainingError(
+                "no training image is active (PAL found no easy image to start from); "
+                "check the point labels or use labels.rule=lesps"
+            )
         subset = Subset(ds, active)
         gen = torch.Generator().manual_seed(epoch_seed(self.cfg.train.seed, self.epoch))
         sampler = dist.shard_sampler(len(subset), gen) if self.world > 1 else None

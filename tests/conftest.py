@@ -29,5 +29,5 @@ def tiny_synthetic(tmp_path_factory) -> Path:
     from semprior_core.data.synthetic import SyntheticConfig, generate
 
     root = tmp_path_factory.mktemp("data") / "tiny"
-    generate(root, SyntheticConfig(n_train=12, n_test=4, seed=3, size_range=(64, 96), base_size_fraction=0.5))
+    generate(root, SyntheticConfig(n_train=12, n_test=4, seed=3, height=96, width=96, size_range=(64, 96)))
     return root

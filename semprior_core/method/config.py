@@ -1,0 +1,92 @@
+"""Constants of the semantic-prior method (teacher + student, cluster reweighting, distillation).
+
+The reweighting is the one-step look-ahead hypergradient of learning-to-reweight (Ren et al., "Learning to
+Reweight Examples for Robust Deep Learning", ICML 2018) applied to learnable per-cluster weights as in
+Meta-Weight-Net (Shu et al., NeurIPS 2019); see :mod:`semprior_core.method.hypergrad`. What the seed code did
+instead is in ``/work/shared/METHOD_NOTES.md`` §1.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Literal, get_args, get_origin, get_type_hints
+
+
+def auto_k(n: int) -> int:
+    """Default number of image clusters for ``n`` training images: clamp(round(sqrt(n/2)), 2, 16), at most n.
+
+    sqrt(n/2) is the usual rule of thumb for k-means; the clamp keeps every cluster populated enough for its
+    weight to be estimated from a few meta steps (NUAA-SIRST's ~190 training images give 10, NUDT-SIRST 16).
+    """
+    if n < 1:
+        raise ValueError(f"auto_k needs at least one image, got n={n}")
+    return min(n, max(2, min(16, round(math.sqrt(n / 2)))))
+
+
+@dataclass
+class SempriorConfig:
+    """Every constant of the semantic-prior method; validated on construction."""
+
+    # cluster reweighting (bilevel, one-step look-ahead)
+    reweight: bool = True
+    n_clusters: int = 0  # 0 = auto_k(number of training images)
+    cluster_features: Literal["vfm", "stats"] = "vfm"  # pooled VFM features or hand-crafted image statistics
+    cluster_seed: int = 0
+    meta_every: int = 5  # optimiser steps between meta steps
+    meta_lr: float = 0.05  # Adam learning rate of the cluster logits
+    inner_lr: float = 1e-3  # η of the look-ahead step θ' = θ − η∇θ
+    meta_order: Literal["second", "first"] = "second"  # exact hypergradient or its first-order approximation
+    weight_min: float = 0.2
+    weight_max: float = 5.0
+    meta_grad_clip: float = 1.0  # max norm of the cluster-logit gradient; 0 = off
+    # teacher -> student distillation
+    distill: bool = True
+    distill_weight: float = 0.5
+    temperature: float = 4.0
+    distill_kind: Literal["mse", "bce"] = "mse"
+    student_seg_weight: float = 1.0
+    # label evolution
+    collaborative: bool = True  # teacher and student both predict the evolving labels
+    combine: Literal["mean", "agreement", "weighted"] = "mean"
+    val_dense: bool = False  # dense validation masks for the outer loss (labelled extra supervision)
+    label_start_frac: float = 0.3  # fraction of the epochs before the first label update
+    label_every: int = 5  # epochs between label updates
+
+    def __post_init__(self) -> None:
+        _check_literals(self)
+        checks = {
+            "n_clusters": (self.n_clusters >= 0, "must be >= 0 (0 = auto)"),
+            "meta_every": (self.meta_every >= 1, "must be >= 1"),
+            "meta_lr": (self.meta_lr > 0, "must be > 0"),
+            "inner_lr": (self.inner_lr > 0, "must be > 0"),
+            "weight_min": (0 <= self.weight_min <= 1, "must be in [0, 1] so that mean-1 weights exist"),
+            "weight_max": (1 <= self.weight_max, "must be >= 1 so that mean-1 weights exist"),
+            "meta_grad_clip": (self.meta_grad_clip >= 0, "must be >= 0 (0 = off)"),
+            "distill_weight": (self.distill_weight >= 0, "must be >= 0"),
+            "temperature": (self.temperature > 0, "must be > 0"),
+            "student_seg_weight": (self.student_seg_weight >= 0, "must be >= 0"),
+            "label_start_frac": (0 <= self.label_start_frac < 1, "must be in [0, 1)"),
+            "label_every": (self.label_every >= 1, "must be >= 1"),
+        }
+        for name, (ok, rule) in checks.items():
+            if not ok:
+                raise ValueError(f"SempriorConfig.{name} {rule}, got {getattr(self, name)!r}")
+
+    def clusters_for(self, n: int) -> int:
+        """Number of clusters for ``n`` training images: ``n_clusters`` or :func:`auto_k`."""
+        k = self.n_clusters or auto_k(n)
+        if k > n:
+            raise ValueError(f"SempriorConfig.n_clusters ({k}) exceeds the number of training images ({n})")
+        return k
+
+
+def _check_literals(cfg: object) -> None:
+    """Literal fields checked here too, since direct construction bypasses the config loader."""
+    hints = get_type_hints(type(cfg))
+    for f in fields(cfg):
+        tp = hints[f.name]
+        if get_origin(tp) is Literal and getattr(cfg, f.name) not in get_args(tp):
+            raise ValueError(
+                f"{type(cfg).__name__}.{f.name} must be one of {list(get_args(tp))}, got {getattr(cfg, f.name)!r}"
+            )
