@@ -21,7 +21,7 @@ from semprior_core.vfm import (
     module_to_hub,
     onnx_import,
 )
-from semprior_core.vfm.checkpoints import check_state, hf_to_module, hub_to_module
+from semprior_core.vfm.checkpoints import build_vit, check_state, hf_to_module, hub_to_module
 from semprior_core.vfm.paths import user_cache_dir
 from semprior_core.vfm.preprocess import IMAGENET_MEAN, IMAGENET_STD, preprocess, vfm_input_hw
 from semprior_core.vfm.presets import DINOV2_VITS14, DINOV3_VITS16PLUS, with_registers
@@ -249,6 +249,40 @@ def test_register_variant_round_trip() -> None:
     for convert, to_layout in [(hub_to_module, module_to_hub), (hf_to_module, module_to_hf)]:
         back = convert(to_layout(model), cfg, source="mem")
         assert all(torch.equal(back[k], v) for k, v in model.state_dict().items())
+
+
+def test_hf_loader_accepts_transformers_v5_names() -> None:
+    """transformers >= 5 keeps q_proj/k_proj/v_proj/o_proj in memory; a raw state_dict of it must load too."""
+    cfg = ViTConfig(embed_dim=64, depth=2, num_heads=2, ffn_hidden=128)
+    model = random_vit(cfg, seed=1, layerscale_init=1.0)
+    renames = {
+        "attention.attention.query": "attention.q_proj",
+        "attention.attention.key": "attention.k_proj",
+        "attention.attention.value": "attention.v_proj",
+        "attention.output.dense": "attention.o_proj",
+    }
+    v5 = {}
+    for key, value in module_to_hf(model).items():
+        for old, new in renames.items():
+            key = key.replace(old, new)
+        v5[key] = value
+    assert "encoder.layer.1.attention.k_proj.weight" in v5
+    back = hf_to_module(v5, cfg, source="mem")
+    assert all(torch.equal(back[k], v) for k, v in model.state_dict().items())
+
+
+def test_register_presets_resize_with_antialias() -> None:
+    """DINOv2-reg checkpoints were trained and are evaluated with an antialiased position-embedding resize."""
+    assert with_registers(DINOV2_VITS14).pos_antialias and not DINOV2_VITS14.pos_antialias
+    cfg = ViTConfig(embed_dim=8, depth=1, num_heads=2, ffn_hidden=8, pos_grid=8)
+    plain = random_vit(cfg, seed=0, layerscale_init=1.0)
+    aa = build_vit(with_registers(cfg, 0), plain.state_dict())
+    g = torch.Generator().manual_seed(0)
+    small, native = torch.randn(1, 3, 42, 42, generator=g), torch.randn(1, 3, 112, 112, generator=g)
+    with torch.no_grad():
+        # shrinking the 8x8 grid to 3x3 differs with antialiasing; at 8x8 both leave it untouched
+        assert not torch.allclose(plain(small, [1])[0][0], aa(small, [1])[0][0])
+        assert torch.equal(plain(native, [1])[0][0], aa(native, [1])[0][0])
 
 
 def test_dinov3_hub_round_trip_and_bias_mask(tmp_path: Path) -> None:

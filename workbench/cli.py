@@ -16,7 +16,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+# Piped output (logs, CI) gets wide tables rather than wrapped columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 SUPERVISION_ALIASES = {

