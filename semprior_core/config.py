@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from .configtree import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 from .labels.config import LabelConfig
+from .method.config import SempriorConfig
 
 SYNTHETIC_ROOT = "@synthetic"  # the embedded default dataset, generated (seeded) on first use
 
@@ -133,6 +134,7 @@ class RunConfig:
     vfm: VFMConfig = field(default_factory=VFMConfig)
     scam: SCAMConfig = field(default_factory=SCAMConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
+    semprior: SempriorConfig = field(default_factory=SempriorConfig)
 
 
 def supervision_name(cfg: RunConfig) -> str:

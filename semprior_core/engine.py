@@ -228,6 +228,7 @@ class Trainer:
             lines = "".join(_json_line(r) for r in self.history)
             atomic_write_text(self.run_dir / "metrics.jsonl", lines)
             self.supervision.truncate_history(self.epoch)
+            self.method.on_resume()
 
     # -- loop ----------------------------------------------------------------------------
     def fit(self) -> list[dict[str, Any]]:
@@ -244,6 +245,7 @@ class Trainer:
                 record |= {f"val_{k}": v for k, v in val_logs.items()}
             if (self.epoch + 1) % self.cfg.train.eval_every == 0 or self.epoch + 1 == epochs:
                 record |= self._validate()
+                self.method.on_validation(record)
             self.epoch += 1
             self.history.append(record)
             improved = record.get("select_score", -math.inf) > self.best["score"]
@@ -346,7 +348,8 @@ class Trainer:
                 # Dense validation metrics are always logged; they select only when configured to.
                 record |= {f"val_{which}_{k}": v for k, v in m.to_dict().items() if k != "n_images"}
             if self.points is not None:
-                ps = point_scores(probs, [self.val_supervision.points_of(i) for i in range(len(self.val_bank))])
+                ps = point_scores(probs, [self.val_supervision.points_of(i) for i in range(len(self.val_bank))],
+                                  max_area=self.cfg.labels.guard.max_area)
                 record |= {f"val_{which}_{k}": v for k, v in ps.items()}
         lead = self.method.eval_models[0]
         record["select_score"] = record[f"val_{lead}_{self.selection.metric}"]

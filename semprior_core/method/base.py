@@ -90,6 +90,12 @@ class Method:
         """Hook after each optimiser step (e.g. the bilevel update). Returns scalars to log."""
         return {}
 
+    def on_validation(self, record: dict[str, Any]) -> None:
+        """Hook after each validation with its metrics record."""
+
+    def on_resume(self) -> None:
+        """Hook after a resume restored the checkpoint (drop records newer than it)."""
+
     def state_dict(self) -> dict[str, Any]:
         """Extra state beyond network weights (e.g. cluster weights) for checkpoints."""
         return {}

@@ -19,7 +19,7 @@ STAT_NAMES: tuple[str, ...] = (
     "mean", "std", "p01", "p25", "p50", "p75", "p99", "skew", "kurtosis", "entropy",
     "grad_mean", "grad_std", "grad_p99",
     "contrast_mean", "contrast_std", "contrast_p99",
-    "tophat_mean", "tophat_p99", "peak_snr", "noise_sigma",
+    "tophat_mean", "tophat_max", "peak_snr", "noise_sigma",
     "spectral_slope", "high_freq_ratio",
 )  # fmt: skip
 _EPS = 1e-8
@@ -53,9 +53,10 @@ def image_statistics(image: np.ndarray) -> np.ndarray:
 
     Returns ``len(STAT_NAMES)`` finite numbers: intensity moments, percentiles and histogram entropy; gradient
     magnitude; local contrast (7×7 standard deviation); white top-hat 5×5 (small bright structures, the
-    targets of IRSTD); peak-to-median contrast in units of the image's std; noise σ (Immerkær, "Fast noise
-    variance estimation", CVIU 1996); slope of the radially averaged log power spectrum and the share of
-    power above half the Nyquist radius.
+    targets of IRSTD; its max, since a few-pixel target hardly moves a percentile); peak-to-median contrast in
+    units of the image's std; noise σ (Immerkær, "Fast noise variance estimation", CVIU 1996); slope of the
+    radially averaged log power spectrum and the share of power above half the Nyquist radius. Skew and
+    kurtosis of a constant image are 0.
     """
     img = np.asarray(image)
     if np.issubdtype(img.dtype, np.integer):
@@ -69,7 +70,7 @@ def image_statistics(image: np.ndarray) -> np.ndarray:
         )
     flat = img.ravel()
     mean, std = flat.mean(), flat.std()
-    z = (flat - mean) / std if std > _EPS else np.zeros_like(flat)
+    z = (flat - mean) / std if std > _EPS else None  # skew and kurtosis are 0 for a constant image
     hist = np.histogram(np.clip(flat, 0, 1), bins=64, range=(0, 1))[0] / flat.size
     hist = hist[hist > 0]
     grad = np.hypot(*np.gradient(img))
@@ -79,11 +80,12 @@ def image_statistics(image: np.ndarray) -> np.ndarray:
     laplace = ndimage.convolve(img, np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], float))[1:-1, 1:-1]
     noise = np.sqrt(np.pi / 2) * np.abs(laplace).mean() / 6
     stats = [
-        mean, std, *np.percentile(flat, [1, 25, 50, 75, 99]), (z**3).mean(), (z**4).mean() - 3,
+        mean, std, *np.percentile(flat, [1, 25, 50, 75, 99]),
+        0.0 if z is None else (z**3).mean(), 0.0 if z is None else (z**4).mean() - 3,
         -(hist * np.log2(hist)).sum(),
         grad.mean(), grad.std(), np.percentile(grad, 99),
         contrast.mean(), contrast.std(), np.percentile(contrast, 99),
-        tophat.mean(), np.percentile(tophat, 99), (flat.max() - np.median(flat)) / (std + _EPS), noise,
+        tophat.mean(), tophat.max(), (flat.max() - np.median(flat)) / (std + _EPS), noise,
         *_spectrum_stats(img),
     ]  # fmt: skip
     return np.asarray(stats, dtype=np.float64)

@@ -127,6 +127,16 @@ def _runner(model: nn.Module, params: dict[str, Tensor]) -> Forward:
     return lambda *args, **kwargs: functional_call(model, (params, buffers), args, kwargs)
 
 
+def _checked(losses: Tensor, ids: Tensor) -> tuple[Tensor, Tensor]:
+    # A (B, 1) loss would broadcast against the (B,) weights into a (B, B) matrix without an error.
+    if losses.ndim != 1 or ids.shape != losses.shape:
+        raise ValueError(
+            f"train_loss_fn must return per-sample losses (B,) and cluster ids (B,), got "
+            f"{tuple(losses.shape)} and {tuple(ids.shape)}"
+        )
+    return losses, ids
+
+
 def meta_step(
     model: nn.Module,
     weights: ClusterWeights,
@@ -153,7 +163,7 @@ def meta_step(
         with torch.no_grad():
             val_before = val_loss_fn(_runner(model, params))
         w = weights.weights()
-        losses, ids = train_loss_fn(_runner(model, params))
+        losses, ids = _checked(*train_loss_fn(_runner(model, params)))
         inner = (w[ids.to(w.device)] * losses).sum() / losses.numel()
         grads = torch.autograd.grad(inner, list(params.values()), create_graph=True, allow_unused=True)
         ahead = {
@@ -171,14 +181,16 @@ def meta_step(
                 name: p.detach() if v is None else fwad.make_dual(p.detach(), v)
                 for (name, p), v in zip(params.items(), direction, strict=True)
             }
-            losses, ids = train_loss_fn(_runner(model, dual))
+            losses, ids = _checked(*train_loss_fn(_runner(model, dual)))
             slopes = fwad.unpack_dual(losses).tangent  # ⟨∇L_val(θ), ∇ℓ_i(θ)⟩ per sample
         w = weights.weights()
         per_cluster = torch.zeros_like(w)
         if slopes is not None:
             per_cluster = per_cluster.index_add(0, ids.to(w.device), slopes.to(w))
         dval_dw = -inner_lr * per_cluster / losses.numel()
-        (hyper,) = torch.autograd.grad(w, weights.alpha, grad_outputs=dval_dw, allow_unused=True)
+        hyper = None  # all weights clipped: w is constant
+        if w.requires_grad:
+            (hyper,) = torch.autograd.grad(w, weights.alpha, grad_outputs=dval_dw, allow_unused=True)
         linear = val.detach() + (w.detach() * dval_dw).sum()
         logs = {"val_before": float(val.detach()), "val_after_linear": float(linear)}
     hyper = torch.zeros_like(weights.alpha) if hyper is None else hyper.detach()

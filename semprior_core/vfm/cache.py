@@ -117,10 +117,6 @@ class FeatureCache:
     def path(self, key: str) -> Path:
         return self.dir / f"{key}.pt"
 
-    def __contains__(self, image: np.ndarray) -> bool:
-        key = image_key(image)
-        return key in self._mem or self.path(key).exists()
-
     def get(self, image: np.ndarray) -> list[Tensor]:
         """Features (C, h, w) fp16 on the CPU, one per layer; computed and stored on a miss."""
         image = _as_image(image)
@@ -216,9 +212,6 @@ class FeatureCache:
         for group in pending.values():
             if group:
                 yield [k for k, _ in group], [a for _, a in group]
-
-    def clear_memory(self) -> None:
-        self._mem.clear()
 
 
 def feature_source(cache: FeatureCache, bank: ImageBank) -> FeatureSource:

@@ -21,8 +21,8 @@ class VFMOutput:
 class FrozenVFM(nn.Module):
     """Wraps an encoder so it can never train: eval mode for good, no gradients, forward under no_grad.
 
-    ``weights_id`` identifies the weights (``sha256-<16 hex>`` of the source file, or ``random-seed<N>``) so
-    feature caches can key on it.
+    ``weights_id`` identifies the weights (the first 16 hex digits of the source file's sha256, or
+    ``random-seed<N>``) so feature caches can key on it.
     """
 
     def __init__(

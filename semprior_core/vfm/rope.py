@@ -29,7 +29,10 @@ class RopePositionEmbedding(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        exponents = 2 * torch.arange(self.head_dim // 4, dtype=torch.float32) / (self.head_dim // 2)
+        # Computed on the CPU even when the module is built on the meta device (arange there is slow).
+        exponents = (
+            2 * torch.arange(self.head_dim // 4, dtype=torch.float32, device="cpu") / (self.head_dim // 2)
+        )
         with torch.no_grad():
             self.periods.copy_(self.base**exponents)
 

@@ -1,0 +1,218 @@
+"""The semantic-prior method: SCAM teacher + lightweight student, cluster reweighting, distillation,
+collaborative label updates.
+
+Per step (one training batch of pseudo-masks):
+  teacher  loss = Σ_i w_{c_i} · seg(t_i, y_i) / B  (+ gate L1)
+  student  loss = Σ_i w_{c_i} · [seg(s_i, y_i) + λ_kd · KD(s_i, t_i; T)] / B
+where w are the per-cluster weights. Every ``meta_every`` steps the weights take one
+hypergradient step: a look-ahead of the *teacher's* parameters on the training batch,
+scored by the teacher's loss on a validation batch of the split carved from training
+data, supervised by the validation images' own points and evolving pseudo-masks
+(dense validation masks only with ``semprior.val_dense``, reported as extra supervision).
+Label updates use the teacher's and the student's whole-image predictions together.
+Inference uses the student alone: no VFM, no SCAM.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import distributed as dist
+from ..data.dataset import CropDataset, collate
+from ..device import epoch_seed
+from ..inference import to_device
+from ..io import append_jsonl, atomic_write_text, read_jsonl
+from ..losses import distillation, segmentation_loss
+from ..networks import build_student, build_teacher
+from .base import Context, Method
+from .clusters import ClusterAssignment, cluster_images, stats_features
+from .hypergrad import ClusterReweighter
+from .supervision import Supervision
+
+
+class SempriorMethod(Method):
+    eval_models = ("student", "teacher")
+    evolves_val_labels = True
+
+    def __init__(self, ctx: Context, val_supervision: Supervision | None = None):
+        super().__init__(ctx)
+        cfg = ctx.cfg
+        self.sp = cfg.semprior
+        if cfg.method.supervision == "full":
+            raise ValueError("method.name=semprior is point-supervised: set method.supervision=points")
+        if val_supervision is None:
+            raise ValueError("semprior needs validation point labels (val_supervision)")
+        self.val_supervision = val_supervision
+        self.teacher = build_teacher(cfg).to(ctx.device)
+        self.student = build_student(cfg).to(ctx.device)
+        self.seg = segmentation_loss(cfg.train.loss)
+        self.steps = 0
+        self._last_batch: dict[str, Any] | None = None
+        self.assignment = self._cluster()
+        self.cluster_of = torch.tensor(self.assignment.labels, dtype=torch.long, device=ctx.device)
+        self.reweighter = ClusterReweighter.from_config(self.sp, self.assignment.sizes)
+        self.reweighter.weights.to(ctx.device)
+        self._cluster_loss = np.zeros(self.assignment.k)
+        self._cluster_count = np.zeros(self.assignment.k)
+        self.val_quality = {"teacher": 1.0, "student": 1.0}
+        if ctx.rank == 0:
+            atomic_write_text(ctx.run_dir / "clusters" / "assignment.json", self.assignment.to_json())
+
+    # -- clusters ------------------------------------------------------------------------
+    def _cluster(self) -> ClusterAssignment:
+        bank = self.ctx.train_bank
+        k = self.sp.clusters_for(len(bank))
+        kind = self.sp.cluster_features
+        if kind == "vfm" and self.ctx.train_features is not None:
+            # Per-image embedding: the deepest cached VFM map, averaged over patches.
+            feats = np.stack([self.ctx.train_features(i)[-1].float().mean(dim=(1, 2)).numpy() for i in range(len(bank))])
+        else:
+            kind = "stats"  # no VFM in this run (vfm=none or scam off): fall back to image statistics
+            feats = stats_features(bank.image(i) for i in range(len(bank)))
+        labels = cluster_images(feats, k, self.sp.cluster_seed)
+        return ClusterAssignment.from_labels(labels, k, kind, seed=self.sp.cluster_seed, ids=bank.keys())
+
+    # -- Method interface ----------------------------------------------------------------
+    def networks(self) -> dict[str, torch.nn.Module]:
+        return {"student": self.student, "teacher": self.teacher}
+
+    def logits(self, which: str, batch: dict[str, Any]) -> torch.Tensor:
+        if which == "teacher":
+            return self.teacher(batch["image"], batch.get("feats"))
+        return self.student(batch["image"])
+
+    def _weights(self, index: torch.Tensor) -> torch.Tensor:
+        if not self.sp.reweight:
+            return torch.ones(len(index), device=self.ctx.device)
+        return self.reweighter.weights.per_sample(self.cluster_of[index]).detach()
+
+    def train_step(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        self._last_batch = batch
+        w = self._weights(batch["index"])
+        target = batch["target"]
+        t = self.logits("teacher", batch).float()
+        s = self.logits("student", batch).float()
+        t_seg = self.seg(t, target)
+        s_seg = self.seg(s, target)
+        kd = distillation(s, t, self.sp.temperature, self.sp.distill_kind) if self.sp.distill else torch.zeros_like(s_seg)
+        gate = self.teacher.gate_penalty()
+        teacher_loss = (w * t_seg).mean() + self.ctx.cfg.scam.gate_l1 * gate
+        student_loss = (w * (self.sp.student_seg_weight * s_seg + self.sp.distill_weight * kd)).mean()
+        ids = self.cluster_of[batch["index"]].cpu().numpy()
+        np.add.at(self._cluster_loss, ids, t_seg.detach().cpu().numpy())
+        np.add.at(self._cluster_count, ids, 1)
+        logs = {
+            "teacher_seg": float(t_seg.detach().mean()), "student_seg": float(s_seg.detach().mean()),
+            "distill": float(kd.detach().mean()), "gate_l1": float(gate.detach()), "mean_weight": float(w.mean()),
+        }
+        return teacher_loss + student_loss, logs
+
+    def after_step(self, step: int, optimizer: torch.optim.Optimizer) -> dict[str, float]:
+        self.steps += 1
+        if not self.sp.reweight or self.steps % self.sp.meta_every or self._last_batch is None:
+            return {}
+        logs: dict[str, float] = {}
+        if dist.rank() == 0:
+            logs = self._meta_step(self._last_batch)
+        # Weights are computed once and broadcast, so every rank trains with the same ones.
+        dist.broadcast_tensor(self.reweighter.weights.alpha.data)
+        self._record_weights(logs)
+        return {"meta_val_before": logs.get("val_before", float("nan"))} if logs else {}
+
+    def _meta_step(self, train_batch: dict[str, Any]) -> dict[str, float]:
+        val_batch = self._val_batch()
+        ids = self.cluster_of[train_batch["index"]]
+
+        def train_loss(forward):
+            return self.seg(forward(train_batch["image"], train_batch.get("feats")).float(), train_batch["target"]), ids
+
+        def val_loss(forward):
+            return self.seg(forward(val_batch["image"], val_batch.get("feats")).float(), val_batch["target"]).mean()
+
+        return self.reweighter.step(self.teacher, train_loss, val_loss)
+
+    def _val_batch(self) -> dict[str, Any]:
+        """A seeded random validation crop batch (replayed identically after a resume)."""
+        cfg = self.ctx.cfg
+        target = self.val_supervision.bank.mask if self.sp.val_dense else self.val_supervision.target
+        ds = CropDataset(
+            self.ctx.val_bank, lambda i: np.asarray(target(i), dtype=np.float32), self.ctx.norm, crop=cfg.data.crop,
+            flips=cfg.data.flips, rot90=cfg.data.rot90, seed=cfg.train.seed + 1,
+            features=self.ctx.val_features, feature_stride=self.feature_stride,
+        )
+        ds.set_epoch(self.steps)
+        rng = np.random.default_rng(epoch_seed(cfg.train.seed, self.steps))
+        n = min(cfg.data.batch_size, len(ds))
+        idx = rng.choice(len(ds), size=n, replace=False)
+        return to_device(collate([ds[int(i)] for i in idx]), self.ctx.device)
+
+    def _record_weights(self, logs: dict[str, float]) -> None:
+        if self.ctx.rank != 0:
+            return
+        counts = np.maximum(self._cluster_count, 1)
+        record = {
+            "step": self.steps,
+            "weights": self.reweighter.weights.weights().detach().cpu().tolist(),
+            "sizes": self.assignment.sizes,
+            "mean_loss": (self._cluster_loss / counts).tolist(),
+            "samples": self._cluster_count.astype(int).tolist(),
+        } | {k: v for k, v in logs.items() if not k.startswith("weight_")}
+        append_jsonl(self.ctx.run_dir / "clusters" / "weights.jsonl", record)
+        self._cluster_loss[:] = 0
+        self._cluster_count[:] = 0
+
+    # -- labels --------------------------------------------------------------------------
+    def label_models(self) -> tuple[str, ...]:
+        return ("teacher", "student") if self.sp.collaborative else ("student",)
+
+    def combine_label_probs(self, probs: dict[str, list[np.ndarray]]) -> list[np.ndarray]:
+        """Teacher and student probabilities → one map per image (``semprior.combine``)."""
+        if not self.sp.collaborative:
+            return probs["student"]
+        t, s = probs["teacher"], probs["student"]
+        if self.sp.combine == "agreement":
+            return [np.sqrt(a * b) for a, b in zip(t, s)]  # high only where both agree
+        if self.sp.combine == "weighted":
+            qt, qs = self.val_quality["teacher"], self.val_quality["student"]
+            wt = qt / (qt + qs) if qt + qs > 0 else 0.5
+            return [wt * a + (1 - wt) * b for a, b in zip(t, s)]
+        return [(a + b) / 2 for a, b in zip(t, s)]
+
+    def on_validation(self, record: dict[str, Any]) -> None:
+        """Remember each network's point-only validation quality (for ``combine=weighted``)."""
+        for which in self.val_quality:
+            key = f"val_{which}_point_f1"
+            if key in record:
+                self.val_quality[which] = float(record[key])
+
+    # -- state ---------------------------------------------------------------------------
+    def on_resume(self) -> None:
+        """Drop weight records written after the checkpoint (work lost with the killed run)."""
+        path = self.ctx.run_dir / "clusters" / "weights.jsonl"
+        rows = [r for r in read_jsonl(path) if r["step"] <= self.steps]
+        atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "reweighter": self.reweighter.state_dict(),
+            "steps": self.steps,
+            "assignment": self.assignment.to_json(),
+            "cluster_loss": torch.from_numpy(self._cluster_loss.copy()),
+            "cluster_count": torch.from_numpy(self._cluster_count.copy()),
+            "val_quality": dict(self.val_quality),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved = ClusterAssignment.from_json(state["assignment"])
+        if saved.ids != self.assignment.ids or saved.labels != self.assignment.labels:
+            raise ValueError("the checkpoint's cluster assignment differs from this run's training images")
+        self.reweighter.load_state_dict(state["reweighter"])
+        self.steps = int(state["steps"])
+        self._cluster_loss = state["cluster_loss"].numpy().copy()
+        self._cluster_count = state["cluster_count"].numpy().copy()
+        self.val_quality = dict(state["val_quality"])
+
