@@ -23,7 +23,7 @@ from .data.folder import IMAGE_SUFFIXES
 from .device import resolve_device
 from .inference import predict_probs
 from .io import DataError, atomic_write_json, read_image, save_png
-from .metrics import ImageStats, Metrics, MetricAccumulator
+from .metrics import ImageStats, MetricAccumulator, Metrics
 from .networks import build_network
 
 

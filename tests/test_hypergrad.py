@@ -349,7 +349,7 @@ def test_invalid_order():
 @pytest.mark.parametrize(
     ("field", "value"),
     [("meta_order", "third"), ("combine", "max"), ("weight_min", 1.5), ("weight_max", 0.5), ("meta_every", 0),
-     ("inner_lr", 0.0), ("label_start_frac", 1.0), ("n_clusters", -1), ("temperature", 0.0)],
+     ("inner_lr", 0.0), ("n_clusters", -1), ("temperature", 0.0)],
 )  # fmt: skip
 def test_config_rejects_bad_values_naming_the_field(field, value):
     from semprior_core.configtree import from_dict
@@ -368,14 +368,18 @@ def test_config_defaults():
 def test_all_weights_clipped_gives_zero_hypergradient():
     model, train_fn, val_fn = _toy()
     cw = ClusterWeights(2, weight_min=1.0, weight_max=1.0).double()  # the only mean-1 point: w = 1
+    ids = torch.arange(12) % 2
     for order in ("second", "first"):
-        ids = torch.arange(12) % 2
         meta_step(model, cw, lambda f: (train_fn(f)[0], ids), val_fn, inner_lr=0.1, order=order)
         assert torch.equal(cw.alpha.grad, torch.zeros(2, dtype=torch.float64))
 
 
 def test_per_sample_loss_shape_is_checked():
     model, train_fn, val_fn = _toy()
+
+    def column_losses(fwd):
+        losses, ids = train_fn(fwd)
+        return losses[:, None], ids
+
     with pytest.raises(ValueError, match="per-sample"):
-        meta_step(model, ClusterWeights(3).double(), lambda f: (train_fn(f)[0][:, None], train_fn(f)[1]), val_fn,
-                  inner_lr=0.1)  # fmt: skip
+        meta_step(model, ClusterWeights(3).double(), column_losses, val_fn, inner_lr=0.1)

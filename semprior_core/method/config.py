@@ -50,8 +50,6 @@ class SempriorConfig:
     collaborative: bool = True  # teacher and student both predict the evolving labels
     combine: Literal["mean", "agreement", "weighted"] = "mean"
     val_dense: bool = False  # dense validation masks for the outer loss (labelled extra supervision)
-    label_start_frac: float = 0.3  # fraction of the epochs before the first label update
-    label_every: int = 5  # epochs between label updates
 
     def __post_init__(self) -> None:
         _check_literals(self)
@@ -66,8 +64,6 @@ class SempriorConfig:
             "distill_weight": (self.distill_weight >= 0, "must be >= 0"),
             "temperature": (self.temperature > 0, "must be > 0"),
             "student_seg_weight": (self.student_seg_weight >= 0, "must be >= 0"),
-            "label_start_frac": (0 <= self.label_start_frac < 1, "must be in [0, 1)"),
-            "label_every": (self.label_every >= 1, "must be >= 1"),
         }
         for name, (ok, rule) in checks.items():
             if not ok:

