@@ -64,7 +64,7 @@ class VFMConfig:
     name: str = "none"  # none | dinov2_vits14 | random_vit | dinov2_vitb14 | ... (see semprior_core.vfm)
     weights: str | None = None  # local weights file for user checkpoints
     input_size: int = 448  # long side fed to the VFM; a multiple of its patch size
-    layers: list[int] = field(default_factory=lambda: [3, 6, 9, 12])  # 1-based blocks cached
+    layers: list[int] = field(default_factory=lambda: [3, 6, 9])  # 1-based blocks cached (the deepest also clusters)
     cache_dir: str | None = None  # default: the user cache directory
     seed: int = 0  # for random_vit
 

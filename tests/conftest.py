@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -13,6 +14,9 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 # Derived files (converted VFM weights, points, synthetic data) go to a repo-local cache that
 # persists between test sessions, never to the user's home cache.
 os.environ.setdefault("SEMPRIOR_CACHE", str(ROOT / ".cache" / "pytest"))
+
+# Test tensors are tiny: one thread avoids OpenMP contention on small, shared CPUs.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ Importing the package registers the built-in backends (:mod:`.backends`); ``list
 from __future__ import annotations
 
 from . import backends as _backends  # noqa: F401  (registers the built-in backends)
+from . import contrast as _contrast  # noqa: F401  (registers the hand-made "contrast" prior)
 from .checkpoints import CheckpointError, load_hf_state, load_hub_state, module_to_hf, module_to_hub
 from .frozen import FrozenVFM, VFMOutput
 from .registry import VFMRequest, create_vfm, list_vfms, register_vfm
