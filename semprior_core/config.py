@@ -57,6 +57,11 @@ class DataConfig:
 class ModelConfig:
     backbone: str = "unet"
     options: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the backbone factory
+    output_prior: float = 0.01  # initial σ(logit) of the head; 0 keeps the backbone's own init
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.output_prior < 1.0:
+            raise ConfigError(f"model.output_prior must be in [0, 1), got {self.output_prior}")
 
 
 @dataclass

@@ -69,6 +69,17 @@ def sync_gradients(params: list[torch.nn.Parameter]) -> None:
             p.grad /= world_size()
 
 
+def broadcast_state(networks: dict[str, torch.nn.Module], buffers_only: bool = False) -> None:
+    """Copy rank 0's buffers (BatchNorm statistics) — and parameters unless ``buffers_only`` — to
+    every rank, as DDP's ``broadcast_buffers`` does, so checkpoints agree across ranks."""
+    if not is_active():
+        return
+    for net in networks.values():
+        tensors = list(net.buffers()) if buffers_only else [*net.parameters(), *net.buffers()]
+        for t in tensors:
+            tdist.broadcast(t.data, src=0)
+
+
 def average(values: dict[str, float]) -> dict[str, float]:
     """Mean of scalar logs over ranks (same keys on every rank)."""
     if not is_active() or not values:
@@ -91,3 +102,20 @@ def broadcast_tensor(t: torch.Tensor, src: int = 0) -> torch.Tensor:
     if is_active():
         tdist.broadcast(t, src=src)
     return t
+
+
+def assert_same_state(networks: dict[str, torch.nn.Module], where: str) -> None:
+    """Raise if any rank's weights differ from rank 0's (a cheap checksum per network)."""
+    if not is_active():
+        return
+    device = next(next(iter(networks.values())).parameters()).device  # nccl needs CUDA tensors
+    sums = torch.tensor(
+        [float(sum(p.detach().double().sum() for p in net.state_dict().values() if p.is_floating_point()))
+         for net in networks.values()],
+        dtype=torch.float64,
+        device=device,
+    )
+    ref = sums.clone()
+    tdist.broadcast(ref, src=0)
+    if not torch.equal(ref, sums):
+        raise RuntimeError(f"rank {rank()} weights diverged from rank 0 at {where}")

@@ -164,6 +164,7 @@ class Trainer:
         if uses_teacher(cfg):
             ctx.train_features, ctx.val_features = features_for(cfg, [self.train_bank, self.val_bank])
         self.method: Method = create_method(cfg, ctx, val_supervision=self.val_supervision)
+        dist.broadcast_state(self.method.networks())
         self.optimizer = make_optimizer(cfg, self.method.parameters())
         self.scaler = make_scaler(self.device, cfg.train.amp)
         self.epoch = 0
@@ -251,6 +252,7 @@ class Trainer:
             improved = record.get("select_score", -math.inf) > self.best["score"]
             if improved:
                 self.best = {"score": record["select_score"], "epoch": record["epoch"], "metric": self.selection.metric}
+            dist.assert_same_state(self.method.networks(), f"epoch {self.epoch}")
             if self.rank == 0:
                 payload = self._payload()
                 if improved:
@@ -274,10 +276,11 @@ class Trainer:
                 "check the point labels or use labels.rule=lesps"
             )
         subset = Subset(ds, active)
+        # One seeded permutation per epoch, sharded over ranks: with several ranks each step covers
+        # the same samples as a single process with world_size × the batch.
         gen = torch.Generator().manual_seed(epoch_seed(self.cfg.train.seed, self.epoch))
-        sampler = dist.shard_sampler(len(subset), gen) if self.world > 1 else None
         return DataLoader(
-            subset, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler, generator=gen,
+            subset, batch_size=cfg.batch_size, sampler=dist.shard_sampler(len(subset), gen),
             num_workers=cfg.num_workers, collate_fn=collate, drop_last=len(subset) > cfg.batch_size,
             pin_memory=self.device.type == "cuda",
         )
@@ -310,6 +313,7 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(self.method.parameters(), self.cfg.train.grad_clip)
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            dist.broadcast_state(self.method.networks(), buffers_only=True)
             logs = {"loss": float(loss.detach())} | logs | self.method.after_step(n, self.optimizer)
             for k, v in logs.items():
                 sums[k] = sums.get(k, 0.0) + float(v)

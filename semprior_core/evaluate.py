@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from .checkpoint import load_checkpoint
-from .config import RunConfig, config_from_dict
+from .classical.run import ClassicalRun, classical_run_dir
+from .config import DataConfig, RunConfig, config_from_dict
 from .data.catalog import build_splits
 from .data.dataset import ImageBank, Normalization
 from .data.folder import IMAGE_SUFFIXES
@@ -65,7 +66,12 @@ def resolve_checkpoint(run_dir: str | Path, which: str = "best") -> Path:
 
 def run_bank(run: LoadedRun, run_dir: Path, split: str) -> ImageBank:
     """The run's ``split`` as an image bank, checked against the ids the run recorded."""
-    refs = build_splits(run.cfg.data).get(split)
+    return split_bank(run.cfg.data, run_dir, split)
+
+
+def split_bank(data: DataConfig, run_dir: Path, split: str) -> ImageBank:
+    """``split`` of ``data`` as an image bank, checked against the ids recorded in ``run_dir/splits``."""
+    refs = build_splits(data).get(split)
     saved = run_dir / "splits" / f"{split}.txt"
     if saved.exists():
         recorded = [line for line in saved.read_text().splitlines() if line]
@@ -118,19 +124,30 @@ def evaluate_run(
     run_dir: str | Path, split: str = "test", which: str | None = None, checkpoint: str = "best",
     device: str = "auto", threshold: float = 0.5, save: bool = True,
 ) -> EvalResult:
-    """IoU, nIoU, Pd, Fa of a run's network on ``split`` (dense masks are read here only)."""
+    """IoU, nIoU, Pd, Fa of a run's network on ``split`` (dense masks are read here only).
+
+    A classical run (:mod:`semprior_core.classical.run`) is scored with its validation-tuned setting: its
+    model is the method name, its only checkpoint ``best``, epoch 0; its masks are binary, so ``threshold``
+    and ``device`` do not apply.
+    """
     run_dir = Path(run_dir)
-    dev = resolve_device(device)
-    run = load_run(resolve_checkpoint(run_dir, checkpoint), dev)
-    which = which or run.default_model()
-    if which not in run.networks:
-        raise ValueError(f"{run.path}: no network {which!r}; it holds {', '.join(run.networks)}")
-    bank = run_bank(run, run_dir, split)
-    probs = predict_bank(run, which, bank, dev)
+    if classical_run_dir(run_dir) is not None:
+        classical = ClassicalRun.open(run_dir)
+        which, epoch = classical.check_model(which, checkpoint), 0
+        bank = split_bank(classical.cfg.data, run_dir, split)
+        probs = [classical.segment(bank.image(i)) for i in range(len(bank))]
+    else:
+        dev = resolve_device(device)
+        run = load_run(resolve_checkpoint(run_dir, checkpoint), dev)
+        which, epoch = which or run.default_model(), run.epoch
+        if which not in run.networks:
+            raise ValueError(f"{run.path}: no network {which!r}; it holds {', '.join(run.networks)}")
+        bank = run_bank(run, run_dir, split)
+        probs = predict_bank(run, which, bank, dev)
     acc = MetricAccumulator(threshold=threshold)
     for i, p in enumerate(probs):
         acc.update(p, bank.mask(i))
-    res = EvalResult(split, which, checkpoint, run.epoch, acc.compute(), list(acc.stats), bank.keys())
+    res = EvalResult(split, which, checkpoint, epoch, acc.compute(), list(acc.stats), bank.keys())
     if save:
         atomic_write_json(run_dir / "eval" / f"{split}_{which}_{checkpoint}.json", res.to_dict())
     return res
@@ -148,20 +165,32 @@ def list_images(folder: str | Path) -> list[Path]:
 
 def predict_folder(checkpoint: str | Path, images: str | Path, out: str | Path, which: str | None = None,
                    device: str = "auto", progress: bool = True) -> list[Path]:
-    """One 8-bit probability PNG per input image (same stem, same size) in ``out``."""
+    """One 8-bit probability PNG per input image (same stem, same size) in ``out``.
+
+    ``checkpoint`` may also be a classical run (its directory or its ``run.json``); its masks are 0/255.
+    """
     from tqdm.auto import tqdm
 
     from .data.catalog import SampleRef
     from .data.folder import DatasetFolder
 
-    dev = resolve_device(device)
-    run = load_run(checkpoint, dev)
-    which = which or run.default_model()
     files = list_images(images)
-    folder = DatasetFolder(root=Path(images), name="input")
-    written = []
-    for path in tqdm(files, desc="predict", disable=not progress):
-        bank = ImageBank([SampleRef(folder, path.stem)], images=[read_image(path)])
-        prob = predict_bank(run, which, bank, dev)[0]
-        written.append(save_png(Path(out) / f"{path.stem}.png", np.rint(prob * 255).astype(np.uint8)))
-    return written
+    if classical_run_dir(checkpoint) is not None:
+        classical = ClassicalRun.open(checkpoint)
+        classical.check_model(which)
+
+        def predict(path: Path) -> np.ndarray:
+            return classical.segment(read_image(path)).astype(np.float32)
+    else:
+        dev = resolve_device(device)
+        run = load_run(checkpoint, dev)
+        which = which or run.default_model()
+        folder = DatasetFolder(root=Path(images), name="input")
+
+        def predict(path: Path) -> np.ndarray:
+            bank = ImageBank([SampleRef(folder, path.stem)], images=[read_image(path)])
+            return predict_bank(run, which, bank, dev)[0]
+    return [
+        save_png(Path(out) / f"{path.stem}.png", np.rint(predict(path) * 255).astype(np.uint8))
+        for path in tqdm(files, desc="predict", disable=not progress)
+    ]

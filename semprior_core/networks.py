@@ -11,8 +11,15 @@ from .config import RunConfig
 from .models import create_backbone
 
 
+def build_backbone(cfg: RunConfig) -> nn.Module:
+    net = create_backbone(cfg.model.backbone, **cfg.model.options)
+    if cfg.model.output_prior > 0:
+        net.init_output_prior(cfg.model.output_prior)
+    return net
+
+
 def build_student(cfg: RunConfig) -> nn.Module:
-    return create_backbone(cfg.model.backbone, **cfg.model.options)
+    return build_backbone(cfg)
 
 
 def build_teacher(cfg: RunConfig) -> nn.Module:
@@ -23,7 +30,7 @@ def build_teacher(cfg: RunConfig) -> nn.Module:
     """
     from .scam import Teacher
 
-    backbone = create_backbone(cfg.model.backbone, **cfg.model.options)
+    backbone = build_backbone(cfg)
     if cfg.vfm.name == "none" or not cfg.scam.enabled:
         return Teacher(backbone, cfg.scam, prior_channels=[], feature_index=[])
     missing = [layer for layer in cfg.scam.vfm_layers if layer not in cfg.vfm.layers]

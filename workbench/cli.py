@@ -66,8 +66,10 @@ def _metrics_table(title: str, rows: list[tuple[str, dict[str, float]]]) -> Tabl
 
 # -- subcommands -------------------------------------------------------------------------------
 def cmd_train(args, extra) -> int:
+    from semprior_core import distributed
     from semprior_core.engine import train
 
+    distributed.init_from_env()  # a no-op unless launched by torchrun with several processes
     cfg = _config(args, extra)
     out = Path(args.out or f"runs/{cfg.name}")
     console.print(f"[bold]training[/] {cfg.method.name} ({cfg.model.backbone}) → {out}")
@@ -182,6 +184,46 @@ def _eval_models(run_dir: Path) -> list[str]:
     return json.loads((Path(run_dir) / "run.json").read_text())["eval_models"]
 
 
+def cmd_sweep(args, extra) -> int:
+    from workbench import sweep
+
+    base = _config(args, extra)
+    out = Path(args.out or f"runs/sweep-{base.name}")
+    jobs = sweep.plan(base, out, args.seeds, [a for item in args.ablate for a in item.split(",") if a])
+    n_gpus = _cuda_count()
+    if n_gpus > 1:
+        sweep.run_parallel_gpus(args.config, jobs, n_gpus)
+    for i, job in enumerate(jobs, 1):
+        console.print(f"[bold]{i}/{len(jobs)}[/] {job.variant} seed {job.seed} → {job.run_dir}")
+        sweep.run_job(base, job, progress=not args.quiet)
+    md, csv_path = sweep.write_summary(sweep.summary_rows(jobs), out)
+    console.print(md.read_text())
+    console.print(f"summary: {md} and {csv_path}")
+    return 0
+
+
+def _cuda_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def cmd_cache(args, extra) -> int:
+    from semprior_core.data.catalog import build_splits
+    from semprior_core.data.dataset import ImageBank
+    from semprior_core.vfm.cache import open_cache
+
+    cfg = _config(args, extra)
+    cache = open_cache(cfg.vfm, device="cuda" if _cuda_count() else None)
+    if cache is None:
+        raise SystemExit("semprior: vfm.name is none: nothing to cache (use --vfm.name=dinov2_vits14)")
+    splits = build_splits(cfg.data)
+    bank = ImageBank(splits.train + splits.val + splits.test)
+    cache.build((bank.image(i) for i in range(len(bank))), progress=not args.quiet)
+    console.print(f"{len(bank)} images cached in {cache.dir} ({cache.misses} computed, {cache.hits} already there)")
+    return 0
+
+
 def cmd_bench(args, extra) -> int:
     from workbench.bench import run_bench
 
@@ -215,6 +257,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("demo", cmd_demo, "generate synthetic data, train, evaluate and write a report (no download, CPU)")
     config_args(sp)
     sp.set_defaults(out="runs/demo")
+
+    sp = add("sweep", cmd_sweep, "seeds × ablations grid; test metrics as mean ± std over seeds")
+    config_args(sp)
+    sp.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    sp.add_argument("--ablate", action="append", default=[],
+                    help="comma-separated ablations, e.g. vfm=random_vit,scam=off,reweight=off,distill=off,collaborative=off")
+
+    sp = add("cache", cmd_cache, "precompute frozen VFM features of every image of the configured datasets")
+    config_args(sp)
 
     sp = add("eval", cmd_eval, "IoU, nIoU, Pd, Fa of a run on a split")
     sp.add_argument("--run", required=True)
@@ -263,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.cmd not in ("train", "demo"):
+    if extra and args.cmd not in ("train", "demo", "sweep", "cache"):
         parser.error(f"unrecognised arguments: {' '.join(extra)}")
     try:
         return int(args.fn(args, extra) or 0)

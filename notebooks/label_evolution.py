@@ -1,0 +1,84 @@
+import marimo
+
+__generated_with = "0.25.2"
+app = marimo.App(width="medium")
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(
+        r"""
+        # Label evolution
+
+        With point supervision every training image starts from one click per target. After each label
+        update the network's prediction grows the pseudo-masks (LESPS, PAL, or the semprior teacher and
+        student together). Move the slider to replay the updates of one image: the orange area is the
+        pseudo-mask, green crosses are the point labels, and the cyan outline is the dense ground truth,
+        shown as a **diagnostic only** (training never sees it).
+        """
+    )
+    return
+
+
+@app.cell
+def _():
+    import os
+
+    import marimo as mo
+
+    import workbench.inspect as wi
+    from workbench.inspect import figures
+
+    return figures, mo, os, wi
+
+
+@app.cell
+def _(mo, os):
+    run_path = mo.ui.text(value=os.environ.get("SEMPRIOR_RUN", "runs/demo"), label="run directory", full_width=True)
+    mo.output.replace(run_path)
+    return (run_path,)
+
+
+@app.cell
+def _(mo, run_path, wi):
+    from pathlib import Path
+
+    mo.stop(not (Path(run_path.value) / "config.yaml").is_file(),
+            mo.md(f"`{run_path.value}` is not a run directory: train one with `semprior demo`."))
+    run = wi.open_run(run_path.value)
+    updates = wi.label_updates(run)
+    mo.stop(not updates, mo.md(f"`{run.name}` has no label history (full supervision?)."))
+    keys = wi.label_images(run)
+    return keys, run, updates
+
+
+@app.cell
+def _(keys, mo, updates):
+    image = mo.ui.dropdown(options=keys, value=keys[0], label="training image")
+    update = mo.ui.slider(0, len(updates) - 1, value=len(updates) - 1, label="label update", show_value=True)
+    mo.hstack([image, update], justify="start")
+    return image, update
+
+
+@app.cell
+def _(figures, image, run, update, wi):
+    frame = wi.label_frame(run, image.value, update.value)
+    figures.label_figure(frame)
+    return
+
+
+@app.cell
+def _(figures, mo, run, update, wi):
+    mo.vstack([mo.md("### Label quality over updates (mean over training images)"),
+               figures.quality_figure(wi.label_quality(run), current=update.value)])
+    return
+
+
+@app.cell
+def _(image, mo, run, wi):
+    mo.vstack([mo.md("### This image, update by update"), mo.ui.table(wi.image_label_history(run, image.value))])
+    return
+
+
+if __name__ == "__main__":
+    app.run()

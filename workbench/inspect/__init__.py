@@ -1,0 +1,37 @@
+"""Inspection views of run directories, as data (NumPy arrays, lists of dicts).
+
+Notebooks and the dashboard only lay these out. Every function takes a run directory (or an opened
+:class:`RunHandle`, which caches networks, images, features and predictions).
+"""
+
+from __future__ import annotations
+
+from .attributions import attributions, default_target
+from .clusters import cluster_gallery, cluster_summary, cluster_weights
+from .compare import compare_runs, expand_runs, format_mean_std
+from .handle import RunHandle, open_run
+from .labels import image_label_history, label_frame, label_images, label_quality, label_updates
+from .overview import curves, metrics_table
+from .scam import scam_maps, scam_toggle
+
+__all__ = [
+    "RunHandle",
+    "attributions",
+    "cluster_gallery",
+    "cluster_summary",
+    "cluster_weights",
+    "compare_runs",
+    "curves",
+    "default_target",
+    "expand_runs",
+    "format_mean_std",
+    "image_label_history",
+    "label_frame",
+    "label_images",
+    "label_quality",
+    "label_updates",
+    "metrics_table",
+    "open_run",
+    "scam_maps",
+    "scam_toggle",
+]

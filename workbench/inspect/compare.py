@@ -1,0 +1,94 @@
+"""Compare runs: group runs that differ only in their seed, report mean ± std of their metrics.
+
+A group is the flattened config minus the keys in :data:`IGNORED_KEYS` (the seed, and settings that do
+not change the experiment: run name, device, thread and worker counts, cache location). Metrics come from
+saved evaluations (``semprior eval``: test split, validation-selected checkpoint); a run without any is
+represented by its best validation scores, labelled with the validation split.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from semprior_core.runs import Run, find_runs
+
+from .overview import METRIC_COLUMNS, VAL_SPLIT, metrics_table
+
+SEED_KEY = "train.seed"
+IGNORED_KEYS = (SEED_KEY, "name", "train.device", "train.threads", "data.num_workers", "vfm.cache_dir")
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Dotted keys -> JSON-encoded leaf values (lists and scalars are leaves)."""
+    out: dict[str, str] = {}
+    for k, v in tree.items():
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = json.dumps(v, sort_keys=True)
+    return out
+
+
+def _config(run: Run) -> dict[str, str]:
+    import yaml
+
+    return flatten(yaml.safe_load((run.path / "config.yaml").read_text()))
+
+
+def group_label(config: dict[str, str], differing: list[str]) -> str:
+    """``key=value`` for the keys that tell groups apart, or "all runs" when there is one group."""
+    return ", ".join(f"{k}={json.loads(config[k]) if k in config else '–'}" for k in differing) or "all runs"
+
+
+def expand_runs(paths: Iterable[str | Path]) -> list[Run]:
+    """Every run at or below each path (a run directory, or a folder of runs), without duplicates."""
+    seen: dict[Path, Run] = {}
+    for p in paths:
+        for run in find_runs(p):
+            seen.setdefault(run.path.resolve(), run)
+    return list(seen.values())
+
+
+def compare_runs(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """Rows of mean ± std over seeds: ``group`` (the config keys that differ between groups), ``split``,
+    ``model``, ``checkpoint``, ``n`` (runs), ``seeds``, ``runs`` (names), and ``<metric>_mean`` /
+    ``<metric>_std`` for IoU, nIoU, Pd (%) and Fa (×1e-6); std is the sample std (None for one run)."""
+    runs = expand_runs(paths)
+    configs = {r.path: _config(r) for r in runs}
+    groups: dict[tuple, list[Run]] = {}
+    for r in runs:
+        key = tuple(sorted((k, v) for k, v in configs[r.path].items() if k not in IGNORED_KEYS))
+        groups.setdefault(key, []).append(r)
+    reduced = [dict(k) for k in groups]
+    keys = sorted({k for c in reduced for k in c})
+    differing = [k for k in keys if len({c.get(k) for c in reduced}) > 1]
+    rows = []
+    for key, members in groups.items():
+        label = group_label(dict(key), differing)
+        cells: dict[tuple[str, str, str], list[tuple[Run, dict]]] = {}
+        for r in members:
+            table = metrics_table(r.path)
+            evaluated = [row for row in table if row["split"] != VAL_SPLIT]
+            for row in evaluated or table:
+                cells.setdefault((row["split"], row["model"], row["checkpoint"]), []).append((r, row))
+        for (split, model, checkpoint), entries in sorted(cells.items()):
+            row = {"group": label, "split": split, "model": model, "checkpoint": checkpoint, "n": len(entries),
+                   "seeds": [json.loads(configs[r.path].get(SEED_KEY, "0")) for r, _ in entries],
+                   "runs": [r.name for r, _ in entries]}
+            for c in METRIC_COLUMNS:
+                vals = [e[c] for _, e in entries if e[c] is not None]
+                row[f"{c}_mean"] = statistics.fmean(vals) if vals else None
+                row[f"{c}_std"] = statistics.stdev(vals) if len(vals) > 1 else None
+            rows.append(row)
+    return rows
+
+
+def format_mean_std(mean: float | None, std: float | None, digits: int = 2) -> str:
+    """"72.10 ± 1.30", "72.10" for a single run, "–" for none."""
+    if mean is None:
+        return "–"
+    return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"

@@ -1,0 +1,56 @@
+"""What a run reports: its metrics table (every row names its split) and its training curves."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from .handle import RunHandle, open_run
+
+VAL_SPLIT = "val (carved from train)"
+METRIC_COLUMNS = ("IoU", "nIoU", "Pd", "Fa")  # IoU, nIoU, Pd in %, Fa ×1e-6 (papers' units)
+TRAINING_TERMS = ("loss", "teacher_seg", "student_seg", "distill", "gate_l1")
+VAL_SUFFIXES = ("_iou", "_niou", "_pd", "_point_f1", "_point_recall", "_point_precision")
+
+
+def metrics_table(run: str | Path | RunHandle) -> list[dict[str, Any]]:
+    """Rows of IoU/nIoU/Pd/Fa per split, model and checkpoint.
+
+    Saved evaluations (``semprior eval``) come first; then, per network, the validation scores of the
+    epoch that selected ``best.pt`` (dense validation metrics are diagnostics unless the run selects on
+    them; ``select`` names the selection score).
+    """
+    h = open_run(run)
+    rows = []
+    for ev in h.run.evaluations():
+        rows.append({"split": ev["split"], "model": ev["model"], "checkpoint": ev["checkpoint"], "epoch": ev["epoch"],
+                     **{c: ev["row"][c] for c in METRIC_COLUMNS}, "point_f1": None})
+    hist = [r for r in h.run.history() if "select_score" in r]
+    if hist:
+        best = max(hist, key=lambda r: r["select_score"])
+        scale = {"IoU": 100, "nIoU": 100, "Pd": 100, "Fa": 1e6}
+        for m in h.run.info().get("eval_models", ["student"]):
+            vals = {c: _scaled(best.get(f"val_{m}_{c.lower()}"), scale[c]) for c in METRIC_COLUMNS}
+            rows.append({"split": VAL_SPLIT, "model": m, "checkpoint": "best", "epoch": best["epoch"], **vals,
+                         "point_f1": best.get(f"val_{m}_point_f1")})
+    return rows
+
+
+def _scaled(v: float | None, factor: float) -> float | None:
+    return None if v is None or not math.isfinite(v) else v * factor
+
+
+def curves(run: str | Path | RunHandle) -> list[dict[str, Any]]:
+    """One entry per logged series: ``name``, ``group`` ("training" losses or "validation" scores, the
+    latter on the split carved from training data), ``epoch`` and ``value`` lists."""
+    hist = open_run(run).run.history()
+    names = [k for k in TRAINING_TERMS if any(k in r for r in hist)]
+    names += sorted({k for r in hist for k in r if k.startswith("val_") and k.endswith(VAL_SUFFIXES)
+                     and not k.startswith(("val_label", "val_pool"))})
+    out = []
+    for name in names:
+        pts = [(r["epoch"], float(r[name])) for r in hist if name in r and r[name] is not None]
+        out.append({"name": name, "group": "validation" if name.startswith("val_") else "training",
+                    "epoch": [p[0] for p in pts], "value": [p[1] for p in pts]})
+    return out

@@ -1,0 +1,139 @@
+"""``semprior sweep``: a grid of (variant × seed) runs, each evaluated on the test split from its
+validation-selected checkpoint, summarised as mean ± std over seeds (markdown and CSV).
+
+Variants are the base config plus one ablation each. Short ablation names map to config
+fields (``vfm=random_vit``, ``scam=off``, ``reweight=off``, ``distill=off``,
+``collaborative=off``); any ``section.key=value`` works too. Runs that already finished
+are skipped and killed ones resumed, so a sweep can be restarted at any time. With several
+CUDA devices visible, runs go out as one process per GPU.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from semprior_core.config import RunConfig
+from semprior_core.configtree import apply_overrides
+from semprior_core.io import atomic_write_text
+
+SWITCHES = {
+    "scam": "scam.enabled",
+    "reweight": "semprior.reweight",
+    "distill": "semprior.distill",
+    "collaborative": "semprior.collaborative",
+}
+METRICS = ("IoU", "nIoU", "Pd", "Fa")
+
+
+def ablation_overrides(spec: str) -> list[str]:
+    """``scam=off`` → ``["scam.enabled=false"]``; ``vfm=random_vit`` → ``["vfm.name=random_vit"]``."""
+    key, sep, value = spec.partition("=")
+    if not sep:
+        raise ValueError(f"ablation {spec!r} must look like name=value")
+    if key in SWITCHES:
+        if value not in ("on", "off"):
+            raise ValueError(f"ablation {spec!r}: {key} takes on or off")
+        return [f"{SWITCHES[key]}={'true' if value == 'on' else 'false'}"]
+    if key == "vfm":
+        return [f"vfm.name={value}"]
+    if "." in key:
+        return [spec]
+    raise ValueError(f"unknown ablation {key!r}; use {', '.join([*SWITCHES, 'vfm'])} or section.key=value")
+
+
+@dataclass(frozen=True)
+class Job:
+    variant: str
+    seed: int
+    overrides: tuple[str, ...]
+    run_dir: Path
+
+
+def plan(base: RunConfig, out: Path, seeds: list[int], ablations: list[str]) -> list[Job]:
+    variants = [("full", [])] + [(a.replace("=", "-"), ablation_overrides(a)) for a in ablations]
+    jobs = []
+    for name, ov in variants:
+        apply_overrides(base, ov)  # validate before anything runs
+        for seed in seeds:
+            jobs.append(Job(name, seed, (*ov, f"train.seed={seed}"), out / name / f"seed{seed}"))
+    return jobs
+
+
+def run_job(base: RunConfig, job: Job, progress: bool = True) -> None:
+    """Train (or resume, or skip if finished) and evaluate every network on the test split."""
+    from semprior_core.checkpoint import load_checkpoint
+    from semprior_core.engine import train
+    from semprior_core.evaluate import evaluate_run
+
+    cfg = apply_overrides(base, list(job.overrides))
+    last = job.run_dir / "last.pt"
+    done = last.exists() and load_checkpoint(last)["epoch"] >= cfg.train.epochs
+    if not done:
+        train(cfg, job.run_dir, resume=last.exists(), progress=progress)
+    import json
+
+    for which in json.loads((job.run_dir / "run.json").read_text())["eval_models"]:
+        evaluate_run(job.run_dir, "test", which)
+
+
+def run_parallel_gpus(config_path: str | None, jobs: list[Job], n_gpus: int) -> None:
+    """Train ``jobs`` as one ``semprior train`` process per GPU, pinned with CUDA_VISIBLE_DEVICES."""
+    queue, running, free = list(jobs), {}, list(range(n_gpus))
+    while queue or running:
+        while queue and free:
+            job, gpu = queue.pop(0), free.pop(0)
+            cmd = [sys.executable, "-m", "workbench.cli", "train", "--out", str(job.run_dir), "--quiet",
+                   *(["--config", config_path] if config_path else []), *[f"--{o}" for o in job.overrides]]
+            if (job.run_dir / "last.pt").exists():
+                cmd.append("--resume")
+            running[gpu] = subprocess.Popen(cmd, env=os.environ | {"CUDA_VISIBLE_DEVICES": str(gpu)})
+        time.sleep(2)
+        for gpu, proc in list(running.items()):
+            if proc.poll() is not None:
+                del running[gpu]
+                free.append(gpu)
+                if proc.returncode:
+                    raise RuntimeError(f"sweep job {' '.join(proc.args)} failed with exit code {proc.returncode}")
+
+
+def summary_rows(jobs: list[Job]) -> list[dict]:
+    """Per (variant, network): mean ± std over seeds of the test metrics."""
+    import json
+
+    import numpy as np
+
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for job in jobs:
+        for f in sorted((job.run_dir / "eval").glob("test_*_best.json")):
+            res = json.loads(f.read_text())
+            groups.setdefault((job.variant, res["model"]), []).append(res["row"])
+    rows = []
+    for (variant, model), vals in groups.items():
+        row = {"variant": variant, "model": model, "seeds": len(vals), "split": "test"}
+        for m in METRICS:
+            arr = np.array([v[m] for v in vals], dtype=float)
+            row[m] = float(arr.mean())
+            row[f"{m}_std"] = float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+        rows.append(row)
+    return rows
+
+
+def write_summary(rows: list[dict], out: Path) -> tuple[Path, Path]:
+    md = ["Test split; each run's checkpoint chosen on its validation split; mean ± std over seeds.", "",
+          "| variant | model | seeds | " + " | ".join(METRICS) + " |", "|---|---|---|" + "---|" * len(METRICS)]
+    for r in rows:
+        cells = [f"{r[m]:.2f} ± {r[m + '_std']:.2f}" for m in METRICS]
+        md.append(f"| {r['variant']} | {r['model']} | {r['seeds']} | " + " | ".join(cells) + " |")
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return (atomic_write_text(out / "summary.md", "\n".join(md) + "\n"), atomic_write_text(out / "summary.csv", buf.getvalue()))
