@@ -295,6 +295,7 @@ def export_onnx(model: DeployModel, out: str | Path, meta: ExportMetadata, *, op
         else:
             proto = onnx.load(str(fp32))
             if meta.precision == "fp16":
+                require_onnxruntime()
                 from onnxruntime.transformers.float16 import convert_float_to_float16
 
                 proto = convert_float_to_float16(proto, keep_io_types=True)
@@ -303,6 +304,15 @@ def export_onnx(model: DeployModel, out: str | Path, meta: ExportMetadata, *, op
     onnx.helper.set_model_props(proto, meta.to_props())
     onnx.checker.check_model(proto)
     return atomic_write_bytes(out, proto.SerializeToString())
+
+
+def require_onnxruntime():
+    """The onnxruntime module, or an error saying how to install it (the ``deploy`` extra)."""
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise ExportError("onnxruntime is not installed; `pip install semprior[deploy]` (or onnxruntime-gpu)") from exc
+    return onnxruntime
 
 
 def _sort_nodes(graph) -> None:
@@ -329,6 +339,8 @@ def _quantize(fp32: Path, tmp: Path, calibration: Sequence[np.ndarray] | None, m
     import logging
 
     import onnx
+
+    require_onnxruntime()
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,

@@ -26,6 +26,7 @@ from semprior_core.export import (
 from semprior_core.inference import predict_probs
 from semprior_core.models import create_backbone
 from semprior_core.postprocess import PostprocessConfig, extract_targets, select_threshold
+from tests.fixtures_runs import tiny_run  # noqa: F401
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -300,3 +301,18 @@ def test_export_refuses_missing_network_and_unreadable_validation(run_dir, tmp_p
         export_checkpoint(tmp_path / "moved.pt", tmp_path / "m.onnx")
     res = export_checkpoint(tmp_path / "moved.pt", tmp_path / "m.onnx", ExportConfig(threshold=0.35))
     assert dataclasses.asdict(res.metadata)["threshold"] == 0.35 and res.choice is None
+
+
+def test_semprior_run_exports_its_student_without_the_vfm(tiny_run, tmp_path, monkeypatch):  # noqa: F811
+    import semprior_core.networks as networks
+
+    def no_vfm(*args, **kwargs):
+        raise AssertionError("exporting the student must not build the VFM")
+
+    monkeypatch.setattr(networks, "vfm_channels", no_vfm)
+    res = export_checkpoint(tiny_run / "best.pt", tmp_path / "s.onnx")
+    assert res.metadata.network == "student" and res.metadata.threshold_metric == "point_f1"  # point-supervised
+    with pytest.raises(ExportError, match="teacher needs VFM features"):
+        export_checkpoint(tiny_run / "best.pt", tmp_path / "t.onnx", ExportConfig(network="teacher"))
+    sess = ort.InferenceSession(str(res.path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == ["image"]  # the image only: no VFM features

@@ -51,9 +51,11 @@ def onnx_path(run_dir):
 
 @pytest.fixture(scope="module")
 def random_onnx(tmp_path_factory):
-    """A randomly initialised tiny U-Net: untrained, its maps vary strongly from pixel to pixel."""
+    """A randomly initialised tiny U-Net with a sharpened head, so that its maps vary strongly."""
     torch.manual_seed(0)
     net = create_backbone("unet", widths=[4, 8, 16]).eval()
+    with torch.no_grad():
+        net.head.weight *= 300  # random heads give near-constant maps (std ~1e-4); this one spans [0, 1]
     meta = ExportMetadata(backbone="unet", size_divisor=net.size_divisor, norm_mean=0.4, norm_std=0.2,
                           threshold=0.5, threshold_metric="default")
     path = tmp_path_factory.mktemp("random") / "unet.onnx"
@@ -147,6 +149,8 @@ def test_tiled_matches_whole_frame_on_large_frame(random_onnx):
         targets = extract_targets(whole, post)
         assert extract_targets(tiled, post) == [pytest.approx(t) for t in targets]
     assert len(targets) >= 10  # not vacuous
+    small = predict_frame(predictor, frame, predictor.metadata.size_divisor, TileConfig(tile=32, overlap=0))
+    assert np.abs(small - whole).max() > 1e-3  # tiles with too little context do differ: the check can fail
 
 
 def test_whole_frame_falls_back_to_tiles_when_out_of_memory():
@@ -206,11 +210,13 @@ def test_infer_images_writes_maps_and_target_lists(onnx_path, tiny_synthetic, tm
         names.append(p.stem)
     Image.fromarray(np.rint(large_frame((300, 520), seed=2) * 255).astype(np.uint8)).save(src / "big.png")
     names.append("big")
-    cfg = InferConfig(tile=128, overlap=32, progress=False)
+    predictor = load_predictor(onnx_path)
+    # a threshold override that yields several targets from this barely trained model
+    threshold = clear_threshold(predictor(read_image(src / "big.png")), 0.995)
+    cfg = InferConfig(tile=128, overlap=32, threshold=threshold, progress=False)
     summary = infer_images(onnx_path, src, tmp_path / "out", cfg)
 
-    predictor = load_predictor(onnx_path)
-    post = PostprocessConfig(predictor.metadata.threshold)
+    post = PostprocessConfig(threshold)
     doc = json.loads((tmp_path / "out" / "targets.json").read_text())
     assert [f["name"] for f in doc["frames"]] == sorted(names) and doc["threshold"] == post.threshold
     rows = list(csv.DictReader((tmp_path / "out" / "targets.csv").open()))

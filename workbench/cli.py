@@ -202,6 +202,20 @@ def cmd_sweep(args, extra) -> int:
     return 0
 
 
+def cmd_reproduce(args, extra) -> int:
+    from workbench import reproduce, sweep
+
+    protocol = reproduce.load_protocol(args.protocol)
+    out = Path(args.out or f"runs/reproduce-{protocol.name}")
+    root_dir = Path(args.root).resolve()
+    jobs = reproduce.run(protocol, out, root_dir, progress=not args.quiet, console=console)
+    rows = sweep.summary_rows(jobs, label=lambda job: "/".join(job.run_dir.relative_to(out).parts[:-1]))
+    md, _ = sweep.write_summary(rows, out)
+    console.print(md.read_text())
+    console.print(f"next: semprior report {out} --out docs/results.md")
+    return 0
+
+
 def _cuda_count() -> int:
     import torch
 
@@ -263,6 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     sp.add_argument("--ablate", action="append", default=[],
                     help="comma-separated ablations, e.g. vfm=random_vit,scam=off,reweight=off,distill=off,collaborative=off")
+
+    sp = add("reproduce", cmd_reproduce, "run a whole protocol (configs/protocols/NAME.yaml): methods × seeds × datasets")
+    sp.add_argument("protocol", help="cpu, smoke, gpu or a protocol YAML path")
+    sp.add_argument("--out", help="default runs/reproduce-<protocol>")
+    sp.add_argument("--root", default=".", help="folder the protocol's relative paths start from")
+    sp.add_argument("--quiet", action="store_true")
 
     sp = add("cache", cmd_cache, "precompute frozen VFM features of every image of the configured datasets")
     config_args(sp)

@@ -133,7 +133,7 @@ def quantization_effect(run_dir: str | Path, split: str = "test", checkpoint: st
                         calibration_frames: int = 8, device: str = "cpu") -> dict[str, Any]:
     """IoU, nIoU, Pd, Fa of the fp32 and static-int8 ONNX students of a run on ``split``, at the
     threshold chosen on the validation split, and their difference (int8 - fp32)."""
-    from semprior_core.evaluate import LoadedRun, resolve_checkpoint, run_bank
+    from semprior_core.evaluate import resolve_checkpoint, split_bank
     from semprior_core.metrics import MetricAccumulator
 
     run_dir = Path(run_dir)
@@ -141,7 +141,7 @@ def quantization_effect(run_dir: str | Path, split: str = "test", checkpoint: st
     src = load_network(path)
     choice = validation_threshold(src, device=device)
     meta = metadata_for(src, choice.threshold, choice.metric, choice=choice)
-    bank = run_bank(LoadedRun(src.cfg, {}, src.norm, [src.network], src.epoch or 0, path), run_dir, split)
+    bank = split_bank(src.cfg.data, run_dir, split)
     calibration = calibration_images(src.cfg, calibration_frames)
     rows, probs = {}, {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -31,6 +31,7 @@ from semprior_core.export import (
     metadata_for,
     model_kind,
     read_torchscript,
+    require_onnxruntime,
 )
 from semprior_core.io import DataError, atomic_write_json, atomic_write_text, read_image, save_png
 from semprior_core.postprocess import TARGET_FIELDS, PostprocessConfig, Target, extract_targets
@@ -60,8 +61,7 @@ class OnnxPredictor(Predictor):
     runtime = "onnxruntime"
 
     def __init__(self, path: Path, device: str = "cpu", threads: int = 0) -> None:
-        import onnxruntime as ort
-
+        ort = require_onnxruntime()
         providers = ["CPUExecutionProvider"]
         if device == "cuda" or (device == "auto" and "CUDAExecutionProvider" in ort.get_available_providers()):
             if "CUDAExecutionProvider" not in ort.get_available_providers():

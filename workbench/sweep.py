@@ -103,8 +103,8 @@ def run_parallel_gpus(config_path: str | None, jobs: list[Job], n_gpus: int) -> 
                     raise RuntimeError(f"sweep job {' '.join(proc.args)} failed with exit code {proc.returncode}")
 
 
-def summary_rows(jobs: list[Job]) -> list[dict]:
-    """Per (variant, network): mean ± std over seeds of the test metrics."""
+def summary_rows(jobs: list[Job], label=lambda job: job.variant) -> list[dict]:
+    """Per (label, network): mean ± std over seeds of the test metrics."""
     import json
 
     import numpy as np
@@ -113,7 +113,7 @@ def summary_rows(jobs: list[Job]) -> list[dict]:
     for job in jobs:
         for f in sorted((job.run_dir / "eval").glob("test_*_best.json")):
             res = json.loads(f.read_text())
-            groups.setdefault((job.variant, res["model"]), []).append(res["row"])
+            groups.setdefault((label(job), res["model"]), []).append(res["row"])
     rows = []
     for (variant, model), vals in groups.items():
         row = {"variant": variant, "model": model, "seeds": len(vals), "split": "test"}

@@ -11,7 +11,7 @@ from .handle import RunHandle, open_run
 VAL_SPLIT = "val (carved from train)"
 METRIC_COLUMNS = ("IoU", "nIoU", "Pd", "Fa")  # IoU, nIoU, Pd in %, Fa ×1e-6 (papers' units)
 TRAINING_TERMS = ("loss", "teacher_seg", "student_seg", "distill", "gate_l1")
-VAL_SUFFIXES = ("_iou", "_niou", "_pd", "_point_f1", "_point_recall", "_point_precision")
+VAL_METRICS = ("iou", "point_f1")  # validation scores plotted by default: dense IoU and the point-only F1
 
 
 def metrics_table(run: str | Path | RunHandle) -> list[dict[str, Any]]:
@@ -41,13 +41,14 @@ def _scaled(v: float | None, factor: float) -> float | None:
     return None if v is None or not math.isfinite(v) else v * factor
 
 
-def curves(run: str | Path | RunHandle) -> list[dict[str, Any]]:
-    """One entry per logged series: ``name``, ``group`` ("training" losses or "validation" scores, the
-    latter on the split carved from training data), ``epoch`` and ``value`` lists."""
+def curves(run: str | Path | RunHandle, validation: tuple[str, ...] = VAL_METRICS) -> list[dict[str, Any]]:
+    """One entry per logged series: ``name``, ``group`` ("training" losses, or "validation" scores named
+    in ``validation`` (e.g. iou, niou, pd, point_f1) of each network on the split carved from training
+    data), ``epoch`` and ``value`` lists."""
     hist = open_run(run).run.history()
     names = [k for k in TRAINING_TERMS if any(k in r for r in hist)]
-    names += sorted({k for r in hist for k in r if k.startswith("val_") and k.endswith(VAL_SUFFIXES)
-                     and not k.startswith(("val_label", "val_pool"))})
+    wanted = tuple(f"_{m}" for m in validation)
+    names += sorted({k for r in hist for k in r if k.startswith("val_") and k.endswith(wanted)})
     out = []
     for name in names:
         pts = [(r["epoch"], float(r[name])) for r in hist if name in r and r[name] is not None]

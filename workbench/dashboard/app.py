@@ -1,0 +1,357 @@
+"""The semprior dashboard: one Panel app with a tab per inspection view of a set of runs.
+
+:class:`DashboardState` holds the selections (run, image, label update, cluster, attribution target ...)
+as parameters; its view methods return plots built from :mod:`workbench.inspect` and Panel re-renders
+them when a parameter they depend on changes. :func:`serve` starts the app on a local port.
+
+Security: the server binds 127.0.0.1 unless told otherwise. It has no authentication, shows every image
+and metric of the runs it was given, and runs model inference on request (CPU load). Binding another
+address (``allow_remote=True``, ``semprior dashboard --allow-remote``) exposes all of that to anyone who
+can reach the port; do it only on a trusted network.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+from bokeh.core.validation import silence
+from bokeh.core.validation.warnings import FIXED_SIZING_MODE
+
+from semprior_core.explain import METHODS
+from workbench import inspect as wi
+from workbench.inspect.handle import SPLITS
+
+from . import plots
+
+TEXT = {
+    "overview": """
+**Overview.** Every row of the table names the split its numbers come from. *test*: the held-out test split,
+scored once by `semprior eval` with the checkpoint chosen on validation. *val (carved from train)*: the
+validation split carved from the training data, at the epoch that selected `best.pt` (point-supervised runs
+select on the point-only F1; dense validation metrics are diagnostics). IoU, nIoU and Pd are in %, Fa in
+false-alarm pixels per million.""",
+    "labels": """
+**Label evolution.** Point-supervised training starts from one click per target and grows pseudo-masks from
+the network's own predictions at every label update. Orange: the pseudo-mask at the chosen update; green:
+the point labels; cyan: the outline of the dense ground truth, a **diagnostic only** that training never
+sees. The predictions are those of the run's checkpoint. Press play or drag the slider to replay the updates.""",
+    "clusters": """
+**Clusters.** A semprior run groups its training images into clusters and learns one loss weight per cluster
+with a one-step look-ahead hypergradient (learning to reweight): a weight rises when training on that cluster
+lowers the teacher's loss on the validation split. Pick a cluster to see its images with their latest
+pseudo-masks.""",
+    "scam": """
+**SCAM.** The teacher modulates its encoder features with the frozen VFM's features,
+F' = F ⊙ (1 + g·γ) + g·β, with per-pixel γ, β predicted from the VFM and a learned per-channel gate g.
+Per modulated stage: the channel means of g·γ (scaling, 0 = unchanged) and g·β (shift), the relative feature
+change, and the gate values. The second row switches SCAM off: the same teacher without the prior.""",
+    "attributions": """
+**Attributions.** The logits in a small window around the target (the red square's pixels) are summed and
+explained with Captum. *integrated_gradients*: contributions that add up to the change from a mean-intensity
+image; *saliency*: gradient magnitude; *smoothgrad*: saliency averaged over noisy copies; *gradcam*: a coarse
+map from the deepest encoder stage. For the teacher, *w.r.t. vfm* attributes to the VFM features entering
+SCAM: where the semantic prior mattered. Red is positive, blue negative.""",
+    "compare": """
+**Comparison.** Runs whose configs differ only in their seed form one group; each row gives mean ± sample
+standard deviation over the group's runs (n), per split and model. The group column names the settings that
+tell groups apart. Runs without a saved test evaluation contribute their validation scores, labelled as such.""",
+}
+
+
+def _message(text: str) -> pn.pane.Markdown:
+    return pn.pane.Markdown(f"*{text}*", styles={"color": "#666"})
+
+
+def _table(rows: list[dict], digits: int = 2) -> pn.pane.DataFrame:
+    df = pd.DataFrame(rows)
+    return pn.pane.DataFrame(df, index=False, float_format=lambda v: f"{v:.{digits}f}", sizing_mode="stretch_width",
+                             na_rep="–")
+
+
+def run_label(path: Path) -> str:
+    """A short, unique-enough name for a run: its path relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+class DashboardState(param.Parameterized):
+    """Selections of the dashboard; view methods return the plots and tables of each tab."""
+
+    run = param.Selector(objects=[], doc="run shown on every tab but the comparison")
+    label_image = param.Selector(objects=[], doc="training image of the label-evolution tab")
+    label_update = param.Integer(default=0, bounds=(0, 0), doc="label update (0 = initial labels)")
+    cluster = param.Selector(objects=[], doc="cluster whose images the gallery shows")
+    split = param.Selector(objects=list(SPLITS), default="test", doc="split of the SCAM and attribution images")
+    image = param.Selector(objects=[], doc="image of the SCAM and attribution tabs")
+    model = param.Selector(objects=[], doc="network to explain")
+    method = param.Selector(objects=list(METHODS), default="integrated_gradients")
+    wrt = param.Selector(objects=["image"], default="image", doc="explained input: the image or the VFM features")
+    target_y = param.Integer(default=0, bounds=(0, None))
+    target_x = param.Integer(default=0, bounds=(0, None))
+    radius = param.Integer(default=2, bounds=(0, 8), doc="half-size of the explained window (pixels)")
+
+    def __init__(self, run_dirs: Iterable[str | Path], **params) -> None:
+        super().__init__(**params)
+        self.paths = {run_label(r.path): r.path for r in wi.expand_runs(run_dirs)}
+        if not self.paths:
+            raise ValueError(f"no run directory (a folder with config.yaml) in {list(run_dirs)}")
+        self.param.run.objects = list(self.paths)
+        self.run = next(iter(self.paths))
+        self._on_run()
+
+    # -- selection logic -------------------------------------------------------------------------
+    @property
+    def handle(self) -> wi.RunHandle:
+        return wi.open_run(self.paths[self.run])
+
+    @param.depends("run", watch=True)
+    def _on_run(self) -> None:
+        h = self.handle
+        updates = wi.label_updates(h)
+        keys = wi.label_images(h) if updates else []
+        clusters = [s["cluster"] for s in wi.cluster_summary(h)]
+        nets = h.networks()
+        with param.parameterized.batch_call_watchers(self):
+            self.param.label_image.objects = keys
+            self.label_image = keys[0] if keys else None
+            self.param.label_update.bounds = (0, max(len(updates) - 1, 0))
+            self.label_update = max(len(updates) - 1, 0)
+            self.param.cluster.objects = clusters
+            self.cluster = clusters[0] if clusters else None
+            self.param.model.objects = nets
+            self.model = nets[0] if nets else None
+        self._on_split()
+        self._on_model()
+
+    @param.depends("split", watch=True)
+    def _on_split(self) -> None:
+        keys = self.handle.keys(self.split)
+        self.param.image.objects = keys
+        self.image = keys[0] if keys else None
+        self._on_image()
+
+    @param.depends("image", watch=True)
+    def _on_image(self) -> None:
+        if self.image is None:
+            return
+        h = self.handle
+        y, x = wi.default_target(h, self.image, self.split)
+        rows, cols = h.bank(self.split).shape(h.index(self.split, self.image))
+        with param.parameterized.batch_call_watchers(self):
+            self.param.target_y.bounds, self.param.target_x.bounds = (0, rows - 1), (0, cols - 1)
+            self.target_y, self.target_x = y, x
+
+    @param.depends("model", watch=True)
+    def _on_model(self) -> None:
+        options = ["image", "vfm"] if self.model == "teacher" and self.handle.has_scam() else ["image"]
+        self.param.wrt.objects = options
+        if self.wrt not in options:
+            self.wrt = "image"
+
+    # -- overview --------------------------------------------------------------------------------
+    @param.depends("run")
+    def overview_table(self):
+        rows = wi.metrics_table(self.handle)
+        if not rows:
+            return _message("No validation or evaluation yet.")
+        return _table(rows)
+
+    @param.depends("run")
+    def overview_curves(self):
+        series = wi.curves(self.handle)
+        if not series:
+            return _message("No epoch recorded yet.")
+        return plots.side_by_side(plots.curves(series, "training", "training losses"),
+                                  plots.curves(series, "validation", "validation (carved from train)"))
+
+    # -- label evolution -------------------------------------------------------------------------
+    @param.depends("run", "label_image", "label_update")
+    def label_status(self):
+        if self.label_image is None:
+            return _message("This run has no label history (full supervision, or no epoch yet).")
+        f = wi.label_frame(self.handle, self.label_image, self.label_update, predictions=False)
+        iou = "–" if f["iou_vs_gt"] is None else f"{f['iou_vs_gt']:.3f}"
+        return pn.pane.Markdown(f"**Update {f['update']} of {f['updates'] - 1}** · made before epoch {f['epoch'] + 1} · "
+                                f"pseudo-mask area {f['area']} px · IoU vs GT {iou} (diagnostic)",
+                                css_classes=["label-status"])
+
+    @param.depends("run", "label_image", "label_update")
+    def label_plots(self):
+        if self.label_image is None:
+            return _message("Nothing to show.")
+        return plots.label_layout(wi.label_frame(self.handle, self.label_image, self.label_update))
+
+    @param.depends("run", "label_update")
+    def label_quality_plot(self):
+        rows = wi.label_quality(self.handle)
+        if not rows:
+            return _message("No label updates.")
+        ups = [r["update"] for r in rows]
+        series = [{"name": "mean IoU vs GT (diagnostic)", "group": "iou", "epoch": ups,
+                   "value": [np.nan if r["mean_iou_vs_gt"] is None else r["mean_iou_vs_gt"] for r in rows]},
+                  {"name": "mean area (px)", "group": "area", "epoch": ups, "value": [r["mean_area"] for r in rows]}]
+        return plots.side_by_side(
+            plots.curves(series, "iou", "pseudo-mask IoU vs GT", marker=self.label_update).opts(xlabel="update"),
+            plots.curves(series, "area", "pseudo-mask area", marker=self.label_update).opts(xlabel="update"))
+
+    # -- clusters --------------------------------------------------------------------------------
+    @param.depends("run", "cluster")
+    def cluster_plot(self):
+        rows = wi.cluster_weights(self.handle)
+        if not rows:
+            return _message("This run has no cluster weights: only `--method semprior` runs reweight clusters.")
+        series = [{"name": f"cluster {c}", "group": "w", "epoch": [r["step"] for r in rows if r["cluster"] == c],
+                   "value": [r["weight"] for r in rows if r["cluster"] == c]} for c in sorted({r["cluster"] for r in rows})]
+        return plots.curves(series, "w", "cluster weight per meta step").opts(xlabel="optimiser step", ylabel="weight")
+
+    @param.depends("run")
+    def cluster_table(self):
+        rows = [{k: v for k, v in s.items() if k != "members"} for s in wi.cluster_summary(self.handle)]
+        return _table(rows, 3) if rows else _message("No clusters.")
+
+    @param.depends("run", "cluster")
+    def cluster_gallery(self):
+        if self.cluster is None:
+            return _message("No clusters.")
+        return plots.gallery(wi.cluster_gallery(self.handle, self.cluster))
+
+    # -- SCAM ------------------------------------------------------------------------------------
+    @param.depends("run", "split", "image")
+    def scam_plots(self):
+        if not self.handle.has_scam():
+            return _message("This run has no SCAM teacher: train with `--method semprior` and a VFM (`vfm.name`).")
+        return plots.scam_layout(wi.scam_maps(self.handle, self.image, self.split))
+
+    @param.depends("run", "split", "image")
+    def scam_toggle(self):
+        if not self.handle.has_scam():
+            return _message("Nothing to toggle.")
+        return plots.toggle_layout(wi.scam_toggle(self.handle, self.image, self.split))
+
+    # -- attributions ----------------------------------------------------------------------------
+    @param.depends("run", "split", "image", "model", "method", "wrt", "target_y", "target_x", "radius")
+    def attribution_plot(self):
+        if self.model is None:
+            return _message("This run has no checkpoint yet.")
+        d = wi.attributions(self.handle, self.image, (self.target_y, self.target_x), self.method, self.model,
+                            split=self.split, wrt=self.wrt, radius=self.radius)
+        text = pn.pane.Markdown(f"Explained score (Σ logits in the window): **{d['score']:.2f}** · "
+                                f"positive attribution inside the window: **{100 * d['mass_inside']:.0f} %**")
+        return pn.Column(text, plots.attribution_layout(d))
+
+    # -- comparison ------------------------------------------------------------------------------
+    def comparison_table(self):
+        rows = wi.compare_runs(self.paths.values())
+        shown = [{"group": r["group"], "split": r["split"], "model": r["model"], "n": r["n"],
+                  "seeds": ", ".join(map(str, r["seeds"])),
+                  **{m: wi.format_mean_std(r[f"{m}_mean"], r[f"{m}_std"]) for m in ("IoU", "nIoU", "Pd", "Fa")}}
+                 for r in rows]
+        return _table(shown) if shown else _message("No metrics to compare.")
+
+
+def _tab(text: str, *items) -> pn.Column:
+    return pn.Column(pn.pane.Markdown(text, sizing_mode="stretch_width", max_width=1000), *items,
+                     sizing_mode="stretch_width")
+
+
+def build_app(run_dirs: Iterable[str | Path]) -> pn.viewable.Viewable:
+    """The dashboard for the runs at or below ``run_dirs``."""
+    hv.extension("bokeh", logo=False)
+    # HoloViews grids of fixed-frame plots trip this Bokeh check although they render correctly.
+    silence(FIXED_SIZING_MODE, True)
+    s = DashboardState(run_dirs)
+    w = pn.widgets
+    tabs = pn.Tabs(
+        ("Overview", _tab(TEXT["overview"], s.overview_table, s.overview_curves)),
+        ("Label evolution", _tab(
+            TEXT["labels"],
+            pn.Row(w.Select.from_param(s.param.label_image, name="training image"),
+                   w.Player.from_param(s.param.label_update, name="play", interval=800, loop_policy="once", width=320),
+                   w.IntSlider.from_param(s.param.label_update, name="label update", width=240)),
+            s.label_status, s.label_plots, s.label_quality_plot)),
+        ("Clusters", _tab(TEXT["clusters"], w.Select.from_param(s.param.cluster, name="cluster"),
+                          pn.Row(s.cluster_plot, s.cluster_table), s.cluster_gallery)),
+        ("SCAM", _tab(TEXT["scam"], pn.Row(w.Select.from_param(s.param.split, name="split"),
+                                           w.Select.from_param(s.param.image, name="image")),
+                      s.scam_plots, s.scam_toggle)),
+        ("Attributions", _tab(
+            TEXT["attributions"],
+            pn.Row(w.Select.from_param(s.param.split, name="split"), w.Select.from_param(s.param.image, name="image"),
+                   w.Select.from_param(s.param.model, name="model"), w.Select.from_param(s.param.method, name="method"),
+                   w.Select.from_param(s.param.wrt, name="w.r.t.")),
+            pn.Row(w.IntInput.from_param(s.param.target_y, name="target y"),
+                   w.IntInput.from_param(s.param.target_x, name="target x"),
+                   w.IntSlider.from_param(s.param.radius, name="window radius")),
+            s.attribution_plot)),
+        ("Comparison", _tab(TEXT["compare"], s.comparison_table)),
+        dynamic=True,  # a tab computes its views when first opened
+    )
+    header = pn.Row(pn.pane.Markdown("## semprior dashboard"), w.Select.from_param(s.param.run, name="run", width=420))
+    return pn.Column(header, tabs, sizing_mode="stretch_width")
+
+
+@dataclass
+class DashboardServer:
+    """A dashboard served from a background thread."""
+
+    url: str
+    port: int
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.thread.stop()
+        self.thread.join(timeout=10)
+
+    def wait(self) -> None:
+        """Block until interrupted (Ctrl-C), then stop."""
+        try:
+            while self.thread.is_alive():
+                self.thread.join(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` resolves to a loopback address only."""
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except socket.gaierror:
+        return False
+    return all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def serve(run_dirs: Iterable[str | Path], host: str = "127.0.0.1", port: int = 0, show: bool = False, *,
+          allow_remote: bool = False) -> DashboardServer:
+    """Serve the dashboard of ``run_dirs`` (runs, or folders of runs) at ``http://host:port/`` in a background
+    thread (``port=0``: a free port). Hosts other than loopback need ``allow_remote=True``: see the module
+    docstring for what that exposes. Call ``.wait()`` on the result to block, ``.stop()`` to end."""
+    run_dirs = [Path(p) for p in run_dirs]
+    if not allow_remote and not is_loopback(host):
+        raise ValueError(f"{host!r} is not a loopback address: serving there exposes the runs to the network; "
+                         "pass allow_remote=True (--allow-remote) if that is intended")
+    DashboardState(run_dirs)  # fail here, not in the browser, when there is no run
+    port = port or free_port(host)
+    origins = ["*"] if allow_remote else [f"{h}:{port}" for h in ("localhost", "127.0.0.1", host)]
+    thread = pn.serve({"/": lambda: build_app(run_dirs)}, port=port, address=host, websocket_origin=origins,
+                      show=show, threaded=True, title="semprior dashboard", verbose=False)
+    return DashboardServer(f"http://{host}:{port}/", port, thread)

@@ -1,0 +1,92 @@
+"""``semprior reproduce PROTOCOL``: every (dataset × method × seed) run of a protocol file, then a report.
+
+A protocol (``configs/protocols/<name>.yaml``) names a base config, seeds, global overrides,
+datasets (one folder, or a list of folders for a SIRST3-style union), methods (override lists),
+semprior ablations per dataset and classical baselines. Runs land in
+``<out>/<dataset>/<method>/<variant>/seed<k>``; finished runs are skipped and killed ones
+resumed, so the command can be re-run after any interruption.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from semprior_core.config import load_config
+from semprior_core.configtree import ConfigError
+from semprior_core.io import DataError
+
+from . import sweep
+
+PROTOCOL_DIR = Path(__file__).resolve().parents[1] / "configs" / "protocols"
+
+
+@dataclass
+class Protocol:
+    name: str
+    base: str
+    seeds: list[int]
+    datasets: dict[str, list[dict]]
+    methods: dict[str, list[str]]
+    overrides: list[str] = field(default_factory=list)
+    ablations: dict[str, list[str]] = field(default_factory=dict)
+    classical: list[str] = field(default_factory=list)
+
+
+def load_protocol(name_or_path: str) -> Protocol:
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PROTOCOL_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = ", ".join(p.stem for p in sorted(PROTOCOL_DIR.glob("*.yaml")))
+        raise ConfigError(f"{path}: protocol not found (known: {known})")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    unknown = set(data) - set(Protocol.__dataclass_fields__) - {"name"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown protocol key {sorted(unknown)[0]!r}")
+    datasets = {k: v if isinstance(v, list) else [v] for k, v in data.pop("datasets").items()}
+    return Protocol(name=path.stem, datasets=datasets, **data)
+
+
+def dataset_override(specs: list[dict], root_dir: Path) -> str | None:
+    """``data.datasets=[...]`` for the folders that exist; None if none does."""
+    present = []
+    for spec in specs:
+        root = (root_dir / spec["root"]).resolve()
+        if root.is_dir():
+            present.append(spec | {"root": str(root)})
+    if not present:
+        return None
+    return "data.datasets=" + json.dumps(present)
+
+
+def plan(protocol: Protocol, out: Path, root_dir: Path) -> list[tuple[sweep.Job, object]]:
+    """(job, base config) pairs for every run of the protocol."""
+    pairs = []
+    for ds_name, specs in protocol.datasets.items():
+        ds = dataset_override(specs, root_dir)
+        if ds is None:
+            continue
+        for method, overrides in protocol.methods.items():
+            base = load_config(root_dir / protocol.base, [*protocol.overrides, ds, *overrides, f"name={ds_name}-{method}"])
+            ablations = protocol.ablations.get(ds_name, []) if base.method.name == "semprior" else []
+            for job in sweep.plan(base, out / ds_name / method, protocol.seeds, ablations):
+                pairs.append((job, base))
+    return pairs
+
+
+def run(protocol: Protocol, out: Path, root_dir: Path, progress: bool = True, console=None) -> list[sweep.Job]:
+    pairs = plan(protocol, out, root_dir)
+    if not pairs:
+        raise DataError(f"protocol {protocol.name}: none of its datasets is present under {root_dir}")
+    for i, (job, base) in enumerate(pairs, 1):
+        if console is not None:
+            console.print(f"[bold]{i}/{len(pairs)}[/] {job.run_dir}")
+        sweep.run_job(base, job, progress=progress)
+    return [job for job, _ in pairs]
