@@ -10,6 +10,7 @@ import resource
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from rich.table import Table
 from torch.utils.flop_counter import FlopCounterMode
@@ -62,22 +63,114 @@ def bench_backbone(name: str, size: int, batch: int, steps: int, device: torch.d
     }
 
 
+def _table(console, title: str, rows: list[dict], md: list[str]) -> None:
+    cols = list(rows[0])
+    table = Table(title=title)
+    for c in cols:
+        table.add_column(c, justify="right")
+    fmt = [[f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in cols] for r in rows]
+    for cells in fmt:
+        table.add_row(*cells)
+    console.print(table)
+    md += [f"### {title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    md += ["| " + " | ".join(cells) + " |" for cells in fmt] + [""]
+
+
 def run_bench(args, console) -> list[dict]:
     from semprior_core.device import resolve_device
 
     device = resolve_device("auto")
     torch.manual_seed(0)
+    md: list[str] = [f"Measured by `semprior bench` on {device} ({torch.get_num_threads()} threads).", ""]
     rows = [bench_backbone(n, args.size, args.batch, args.steps, device) for n in (args.backbones or list_backbones())]
-    cols = ["backbone", "params_M", "GMACs", "train_img_s", "infer_ms", "peak_MiB"]
-    table = Table(title=f"backbones at {args.size}², batch {args.batch}, {device} ({torch.get_num_threads()} threads)")
-    for c in cols:
-        table.add_column(c, justify="right")
-    for r in rows:
-        table.add_row(*[f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in cols])
-    console.print(table)
+    _table(console, f"backbones at {args.size}², batch {args.batch}", rows, md)
+    if args.teacher:
+        t = bench_teacher_features(args.teacher, args.size, args.batch, args.steps)
+        _table(console, f"SCAM teacher (unet): cached VFM features vs VFM every step ({args.teacher})", [t], md)
+    if args.methods:
+        import tempfile
+
+        common = ["model.options={widths: [8, 16, 32, 64]}", "data.crop=128", "train.threads=0"]
+        configs = {
+            "supervised (points, unet)": [*common, "labels.rule=fixed"],
+            "lesps (unet)": [*common, "labels.rule=lesps", "labels.start_epoch_frac=0.0", "labels.update_every=1"],
+            f"semprior (unet + {args.methods})": [*common, "method.name=semprior", f"vfm.name={args.methods}",
+                                                 "scam.stages=[1, 2, 3]"],
+        }
+        _table(console, "training images/s per method (same process, embedded synthetic data)",
+               bench_methods(configs, Path(tempfile.mkdtemp(prefix="semprior-bench-"))), md)
     if args.out:
-        md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        md += ["| " + " | ".join(f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |" for r in rows]
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text("\n".join(md) + "\n")
     return rows
+
+
+def bench_methods(configs: dict[str, list[str]], run_root: Path, epochs: int = 1) -> list[dict]:
+    """Training images/s of whole methods on the embedded synthetic data, measured in one process.
+
+    Each entry trains ``epochs`` timed epochs after one warm-up epoch (which also builds the VFM
+    feature cache), so the cost of a method step — teacher, student and the amortised bilevel
+    step — is compared with plain supervised training of the same backbone.
+    """
+    from semprior_core.config import load_config
+    from semprior_core.engine import Trainer
+
+    rows = []
+    for name, overrides in configs.items():
+        cfg = load_config(None, [*overrides, f"train.epochs={epochs + 1}", "train.eval_every=1000"])
+        trainer = Trainer(cfg, run_root / name, progress=False)
+        trainer._train_epoch(0)  # warm-up: caches, allocator
+        t0 = time.perf_counter()
+        n = 0
+        for e in range(1, epochs + 1):
+            n += trainer._train_epoch(e)["steps"] * cfg.data.batch_size
+        rows.append({"method": name, "train_img_s": n / (time.perf_counter() - t0)})
+    base = rows[0]["train_img_s"]
+    for r in rows:
+        r["ratio_to_first"] = r["train_img_s"] / base
+    return rows
+
+
+def bench_teacher_features(vfm_name: str, size: int, batch: int, steps: int, n_cache: int = 8) -> dict:
+    """Teacher training images/s with cached VFM features vs running the frozen VFM every step,
+    and the one-off cost of building the cache (seconds per 1,000 images)."""
+    import tempfile
+
+    from semprior_core.config import load_config
+    from semprior_core.data.synthetic import SyntheticConfig, render
+    from semprior_core.data.transforms import Geometry, apply_features
+    from semprior_core.networks import build_teacher
+    from semprior_core.vfm.cache import open_cache
+
+    tmp = tempfile.mkdtemp(prefix="semprior-bench-cache-")  # a cold cache: the build cost is real
+    cfg = load_config(None, [f"vfm.name={vfm_name}", "model.options={widths: [8, 16, 32, 64]}",
+                             "scam.stages=[1, 2, 3]", f"vfm.cache_dir={tmp}"])
+    rng = np.random.default_rng(0)
+    images = [render(rng, size, size, SyntheticConfig())[0].astype(np.float32) / 255 for _ in range(batch)]
+    cache = open_cache(cfg.vfm)
+    t0 = time.perf_counter()
+    feats = [cache.get(im) for im in images[:n_cache]]
+    build_per_1000 = (time.perf_counter() - t0) / min(n_cache, len(images)) * 1000
+    for im in images[n_cache:]:
+        feats.append(cache.get(im))
+    teacher = build_teacher(cfg)
+    opt = torch.optim.AdamW(teacher.parameters(), 1e-3)
+    x = torch.from_numpy(np.stack(images))[:, None]
+    g = Geometry(0, 0, size, size)
+
+    def step(batch_feats):
+        loss = teacher(x, batch_feats).sigmoid().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    def cached():
+        step([torch.stack([apply_features(f[i].float(), g, (size, size)) for f in feats]) for i in range(len(cfg.vfm.layers))])
+
+    def live():
+        out = cache.vfm(x, cfg.vfm.layers).features
+        step([torch.stack([apply_features(o[b], g, (size, size)) for b in range(len(o))]) for o in out])
+
+    t_cached, t_live = _timed(cached, steps), _timed(live, steps)
+    return {"vfm": vfm_name, "cached_img_s": batch / t_cached, "live_vfm_img_s": batch / t_live,
+            "speedup": t_live / t_cached, "cache_build_s_per_1000": build_per_1000}

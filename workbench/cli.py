@@ -322,7 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--size", type=int, default=256)
     sp.add_argument("--batch", type=int, default=8)
     sp.add_argument("--steps", type=int, default=5)
-    sp.add_argument("--out", help="also write the table as markdown to this file")
+    sp.add_argument("--teacher", metavar="VFM", help="also time the SCAM teacher with cached vs live VFM features")
+    sp.add_argument("--methods", metavar="VFM", help="also time whole methods (supervised, LESPS, semprior with VFM)")
+    sp.add_argument("--out", help="also write the tables as markdown to this file")
     return p
 
 
