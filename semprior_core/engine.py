@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from . import distributed as dist
 from .checkpoint import check_compatible, load_checkpoint, save_checkpoint
-from .config import RunConfig, config_dict
+from .config import RunConfig, config_dict, supervision_name
 from .data.catalog import DataSplits, build_splits, folders_of, load_points
 from .data.dataset import CropDataset, ImageBank, Normalization, collate
 from .device import autocast, epoch_seed, make_scaler, resolve_device, seed_everything
@@ -188,10 +188,12 @@ class Trainer:
         atomic_write_json(
             self.run_dir / "run.json",
             {
+                "kind": "trained",
+                "method": self.cfg.method.name,
                 "selection": self.selection.__dict__,
                 "normalization": self.norm.__dict__,
                 "eval_models": list(self.method.eval_models),
-                "supervision": self.cfg.method.supervision,
+                "supervision": supervision_name(self.cfg),
             },
         )
 

@@ -21,6 +21,10 @@ Reduced precision (ONNX only for int8):
   onnxruntime execution provider runs it, but the CPU provider has few fp16 kernels and computes slower
   than fp32 — fp16 pays off on CUDA only. TorchScript fp16 halves the network's weights (normalisation
   stays fp32); CPU PyTorch half convolutions are slow as well.
+
+Limits: ONNX export uses PyTorch's TorchScript-based exporter (the dynamo exporter needs onnxscript); it
+cannot express ALCNet's cyclic patch contrast, whose padding depends on the feature size — export ALCNet
+as TorchScript. TorchScript is traced, and PyTorch deprecates TorchScript in favour of ``torch.export``.
 """
 
 from __future__ import annotations

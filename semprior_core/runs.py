@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from .config import RunConfig, config_from_dict
+from .config import config_from_dict
 from .io import DataError, read_jsonl
 from .label_history import LabelHistory
 
@@ -71,7 +71,17 @@ class Run:
     def name(self) -> str:
         return self.path.name
 
-    def config(self) -> RunConfig:
+    @property
+    def kind(self) -> str:
+        """``trained`` or ``classical``."""
+        return self.info().get("kind", "trained")
+
+    def config(self):
+        """The run's config: a :class:`RunConfig`, or a ``ClassicalRunConfig`` for classical runs."""
+        if self.kind == "classical":
+            from .classical.run import load_classical_config
+
+            return load_classical_config(self.path / "config.yaml")
         return config_from_dict(yaml.safe_load((self.path / "config.yaml").read_text()))
 
     def info(self) -> dict[str, Any]:

@@ -99,7 +99,11 @@ def cmd_eval(args, extra) -> int:
         d.pop("per_image")
         print(json.dumps(d, indent=2))
     else:
-        title = f"{args.run}: {res.split} split, {res.checkpoint}.pt (epoch {res.epoch}, chosen on validation)"
+        from semprior_core.classical.run import classical_run_dir
+
+        chosen = ("setting tuned on validation" if classical_run_dir(args.run) is not None
+                  else f"{res.checkpoint}.pt (epoch {res.epoch}, chosen on validation)")
+        title = f"{args.run}: {res.split} split, {chosen}"
         console.print(_metrics_table(title, [(res.model, res.metrics.as_row())]))
     return 0
 
@@ -238,6 +242,26 @@ def cmd_cache(args, extra) -> int:
     return 0
 
 
+def cmd_classical(args, extra) -> int:
+    from semprior_core.classical.run import load_classical_config, run_classical
+
+    overrides = [f"classical.tune={args.tune}"]
+    if args.method:
+        overrides.append(f"classical.method={args.method}")
+    if args.data:
+        overrides.append(f"data.datasets=[{{root: {json.dumps(str(args.data))}}}]")
+    cfg = load_classical_config(args.config, overrides + _split_overrides(extra))
+    out = Path(args.out or f"runs/{cfg.classical.method}")
+    console.print(f"[bold]classical[/] {cfg.classical.method}: tuning on the validation split → {out}")
+    run = run_classical(cfg, out)
+    info = json.loads((out / "run.json").read_text())
+    console.print(
+        f"chosen by {info['selection']['rule']} on {info['val']['n_images']} images: {run.params}, "
+        f"{run.policy.label()}; val IoU={info['val']['iou']:.4f} ({info['tune_seconds']:.0f} s)"
+    )
+    return 0
+
+
 def cmd_bench(args, extra) -> int:
     from workbench.bench import run_bench
 
@@ -286,6 +310,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("cache", cmd_cache, "precompute frozen VFM features of every image of the configured datasets")
     config_args(sp)
+
+    from semprior_core.classical import METHODS
+
+    sp = add("classical", cmd_classical, "tune a classical baseline (tophat, mpcm, ipi) on validation and store it as a run")
+    sp.add_argument("--method", choices=sorted(METHODS), help="default: classical.method of --config, else tophat")
+    sp.add_argument("--data", help="dataset folder (replaces data.datasets)")
+    sp.add_argument("--config", help="YAML with data.* and an optional classical section (a training config works)")
+    sp.add_argument("--tune", default="val", choices=["val"],
+                    help="tuning data: the validation split carved from training data (never test)")
+    sp.add_argument("--out", help="run directory (default runs/<method>)")
 
     sp = add("eval", cmd_eval, "IoU, nIoU, Pd, Fa of a run on a split")
     sp.add_argument("--run", required=True)
@@ -336,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.cmd not in ("train", "demo", "sweep", "cache"):
+    if extra and args.cmd not in ("train", "demo", "sweep", "cache", "classical"):
         parser.error(f"unrecognised arguments: {' '.join(extra)}")
     try:
         return int(args.fn(args, extra) or 0)

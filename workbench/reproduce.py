@@ -81,10 +81,37 @@ def plan(protocol: Protocol, out: Path, root_dir: Path) -> list[tuple[sweep.Job,
     return pairs
 
 
+def run_classical_baselines(protocol: Protocol, out: Path, root_dir: Path, console=None) -> list[Path]:
+    """Tune each classical method on each dataset's validation split and score it on test."""
+    from semprior_core.classical.run import load_classical_config, run_classical
+    from semprior_core.evaluate import evaluate_run
+
+    dirs = []
+    for ds_name, specs in protocol.datasets.items():
+        ds = dataset_override(specs, root_dir)
+        if ds is None:
+            continue
+        base = load_config(root_dir / protocol.base, [*protocol.overrides, ds])
+        for method in protocol.classical:
+            run_dir = out / ds_name / f"classical-{method}"
+            if not (run_dir / "run.json").exists():
+                if console is not None:
+                    console.print(f"[bold]classical[/] {method} on {ds_name} → {run_dir}")
+                cfg = load_classical_config(None, [f"classical.method={method}", f"name={ds_name}-{method}",
+                                                   "data.datasets=" + json.dumps([vars(d) for d in base.data.datasets]),
+                                                   f"data.val_fraction={base.data.val_fraction}",
+                                                   f"data.val_seed={base.data.val_seed}"])
+                run_classical(cfg, run_dir)
+            evaluate_run(run_dir, "test")
+            dirs.append(run_dir)
+    return dirs
+
+
 def run(protocol: Protocol, out: Path, root_dir: Path, progress: bool = True, console=None) -> list[sweep.Job]:
     pairs = plan(protocol, out, root_dir)
     if not pairs:
         raise DataError(f"protocol {protocol.name}: none of its datasets is present under {root_dir}")
+    run_classical_baselines(protocol, out, root_dir, console)
     for i, (job, base) in enumerate(pairs, 1):
         if console is not None:
             console.print(f"[bold]{i}/{len(pairs)}[/] {job.run_dir}")

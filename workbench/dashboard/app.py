@@ -56,7 +56,7 @@ F' = F ⊙ (1 + g·γ) + g·β, with per-pixel γ, β predicted from the VFM and
 Per modulated stage: the channel means of g·γ (scaling, 0 = unchanged) and g·β (shift), the relative feature
 change, and the gate values. The second row switches SCAM off: the same teacher without the prior.""",
     "attributions": """
-**Attributions.** The logits in a small window around the target (the red square's pixels) are summed and
+**Attributions.** The logits in a small window around the target (inside the cyan square) are summed and
 explained with Captum. *integrated_gradients*: contributions that add up to the change from a mean-intensity
 image; *saliency*: gradient magnitude; *smoothgrad*: saliency averaged over noisy copies; *gradcam*: a coarse
 map from the deepest encoder stage. For the teacher, *w.r.t. vfm* attributes to the VFM features entering

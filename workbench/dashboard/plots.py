@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import holoviews as hv
+import holoviews.plotting.bokeh  # noqa: F401  (loads the Bokeh backend the options below are for)
 import numpy as np
 
 from workbench.inspect.imaging import contour, overlay
