@@ -43,6 +43,7 @@ class DataConfig:
     synthetic_seed: int = 0
     synthetic_train: int = 48
     synthetic_test: int = 24
+    synthetic_size: int = 256  # side of the synthetic images (the generator mixes in other sizes only at 256)
 
     def __post_init__(self) -> None:
         if not self.datasets:

@@ -87,9 +87,12 @@ class LabelHistory:
         """One row per update: epoch, mean IoU vs GT (diagnostic), mean area, growth, guard counts."""
         rows = []
         prev_area = None
+        initial: list[int] = []
         for n in range(len(self)):
             s = self.update(n).summary
             images = s["images"]
+            if n == 0:
+                initial = [im["area"] for im in images]
             ious = [im["iou_vs_gt"] for im in images if im.get("iou_vs_gt") is not None]
             area = float(np.mean([im["area"] for im in images])) if images else 0.0
             rows.append(
@@ -100,7 +103,8 @@ class LabelHistory:
                     "mean_iou_vs_gt": float(np.mean(ious)) if ious else None,
                     "mean_area": area,
                     "growth": None if prev_area in (None, 0) else area / prev_area,
-                    "bare_point": sum(im["area"] <= im.get("n_points", 1) for im in images),
+                    # labels that never grew past their initial point masks
+                    "bare_point": sum(im["area"] <= a0 for im, a0 in zip(images, initial)),
                     "grew_past_bound": s.get("events", {}).get("grew_past_bound", 0),
                     "erased_target": s.get("events", {}).get("erased_target", 0),
                     "pool": s.get("pool_size"),

@@ -200,7 +200,7 @@ def cmd_sweep(args, extra) -> int:
     for i, job in enumerate(jobs, 1):
         console.print(f"[bold]{i}/{len(jobs)}[/] {job.variant} seed {job.seed} → {job.run_dir}")
         sweep.run_job(base, job, progress=not args.quiet)
-    md, csv_path = sweep.write_summary(sweep.summary_rows(jobs), out)
+    md, csv_path = sweep.write_summary(sweep.summary_rows([job.run_dir for job in jobs]), out)
     console.print(md.read_text())
     console.print(f"summary: {md} and {csv_path}")
     return 0
@@ -212,9 +212,8 @@ def cmd_reproduce(args, extra) -> int:
     protocol = reproduce.load_protocol(args.protocol)
     out = Path(args.out or f"runs/reproduce-{protocol.name}")
     root_dir = Path(args.root).resolve()
-    jobs = reproduce.run(protocol, out, root_dir, progress=not args.quiet, console=console)
-    rows = sweep.summary_rows(jobs, label=lambda job: "/".join(job.run_dir.relative_to(out).parts[:-1]))
-    md, _ = sweep.write_summary(rows, out)
+    reproduce.run(protocol, out, root_dir, progress=not args.quiet, console=console)
+    md, _ = sweep.write_summary(sweep.summary_rows([out]), out)
     console.print(md.read_text())
     console.print(f"next: semprior report {out} --out docs/results.md")
     return 0

@@ -103,37 +103,26 @@ def run_parallel_gpus(config_path: str | None, jobs: list[Job], n_gpus: int) -> 
                     raise RuntimeError(f"sweep job {' '.join(proc.args)} failed with exit code {proc.returncode}")
 
 
-def summary_rows(jobs: list[Job], label=lambda job: job.variant) -> list[dict]:
-    """Per (label, network): mean ± std over seeds of the test metrics."""
-    import json
+def summary_rows(run_dirs: list[Path]) -> list[dict]:
+    """Mean ± std over seeds per group of runs that differ only in their seed (test split first)."""
+    from workbench.inspect.compare import compare_runs
 
-    import numpy as np
-
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for job in jobs:
-        for f in sorted((job.run_dir / "eval").glob("test_*_best.json")):
-            res = json.loads(f.read_text())
-            groups.setdefault((label(job), res["model"]), []).append(res["row"])
-    rows = []
-    for (variant, model), vals in groups.items():
-        row = {"variant": variant, "model": model, "seeds": len(vals), "split": "test"}
-        for m in METRICS:
-            arr = np.array([v[m] for v in vals], dtype=float)
-            row[m] = float(arr.mean())
-            row[f"{m}_std"] = float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
-        rows.append(row)
-    return rows
+    return compare_runs(run_dirs)
 
 
 def write_summary(rows: list[dict], out: Path) -> tuple[Path, Path]:
-    md = ["Test split; each run's checkpoint chosen on its validation split; mean ± std over seeds.", "",
-          "| variant | model | seeds | " + " | ".join(METRICS) + " |", "|---|---|---|" + "---|" * len(METRICS)]
+    """``summary.md`` and ``summary.csv``; every row names its split and checkpoint."""
+    from workbench.inspect.compare import format_mean_std
+
+    md = ["Each run's checkpoint was chosen on its validation split; mean ± std over seeds.", "",
+          "| group | split | model | checkpoint | seeds | " + " | ".join(METRICS) + " |",
+          "|---|---|---|---|---|" + "---|" * len(METRICS)]
     for r in rows:
-        cells = [f"{r[m]:.2f} ± {r[m + '_std']:.2f}" for m in METRICS]
-        md.append(f"| {r['variant']} | {r['model']} | {r['seeds']} | " + " | ".join(cells) + " |")
+        cells = [format_mean_std(r[f"{m}_mean"], r[f"{m}_std"]) for m in METRICS]
+        md.append(f"| {r['group']} | {r['split']} | {r['model']} | {r['checkpoint']} | {r['n']} | " + " | ".join(cells) + " |")
     buf = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    cols = ["group", "split", "model", "checkpoint", "n", *[f"{m}_{s}" for m in METRICS for s in ("mean", "std")]]
+    writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
     return (atomic_write_text(out / "summary.md", "\n".join(md) + "\n"), atomic_write_text(out / "summary.csv", buf.getvalue()))

@@ -61,8 +61,11 @@ def resolve_root(spec: DatasetSpec, cfg: DataConfig) -> Path:
         return Path(spec.root).expanduser()
     from .synthetic import SyntheticConfig, generate
 
-    syn = SyntheticConfig(n_train=cfg.synthetic_train, n_test=cfg.synthetic_test, seed=cfg.synthetic_seed)
-    root = cache_dir() / "datasets" / f"synthetic-s{syn.seed}-{syn.n_train}-{syn.n_test}"
+    size = cfg.synthetic_size
+    mixed = {} if size == 256 else {"height": size, "width": size, "size_range": None}
+    syn = SyntheticConfig(n_train=cfg.synthetic_train, n_test=cfg.synthetic_test, seed=cfg.synthetic_seed, **mixed)
+    suffix = "" if size == 256 else f"-{size}px"
+    root = cache_dir() / "datasets" / f"synthetic-s{syn.seed}-{syn.n_train}-{syn.n_test}{suffix}"
     if not (root / "splits").is_dir():
         generate(root, syn, overwrite=True)
     return root
