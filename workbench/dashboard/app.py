@@ -89,13 +89,14 @@ def run_label(path: Path) -> str:
 class DashboardState(param.Parameterized):
     """Selections of the dashboard; view methods return the plots and tables of each tab."""
 
-    run = param.Selector(objects=[], doc="run shown on every tab but the comparison")
-    label_image = param.Selector(objects=[], doc="training image of the label-evolution tab")
+    # Selectors filled per run; check_on_set keeps a None (nothing to select) out of their objects.
+    run = param.Selector(objects=[], allow_None=True, check_on_set=True, doc="run shown by all tabs but Comparison")
+    label_image = param.Selector(objects=[], allow_None=True, check_on_set=True, doc="training image (labels tab)")
     label_update = param.Integer(default=0, bounds=(0, 0), doc="label update (0 = initial labels)")
-    cluster = param.Selector(objects=[], doc="cluster whose images the gallery shows")
+    cluster = param.Selector(objects=[], allow_None=True, check_on_set=True, doc="cluster shown in the gallery")
     split = param.Selector(objects=list(SPLITS), default="test", doc="split of the SCAM and attribution images")
-    image = param.Selector(objects=[], doc="image of the SCAM and attribution tabs")
-    model = param.Selector(objects=[], doc="network to explain")
+    image = param.Selector(objects=[], allow_None=True, check_on_set=True, doc="image (SCAM, attribution tabs)")
+    model = param.Selector(objects=[], allow_None=True, check_on_set=True, doc="network to explain")
     method = param.Selector(objects=list(METHODS), default="integrated_gradients")
     wrt = param.Selector(objects=["image"], default="image", doc="explained input: the image or the VFM features")
     target_y = param.Integer(default=0, bounds=(0, None))
