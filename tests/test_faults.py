@@ -42,10 +42,15 @@ def _run_with_kills(data, out, extra, kills, rng):
     """Start, SIGKILL after a random delay, resume; repeat ``kills`` times, then run to the end.
     Returns how many kills hit a run that had a checkpoint but had not finished."""
     mid_run = 0
-    for _ in range(kills):
+    for k in range(1, kills + 1):
         proc = subprocess.Popen(_cmd(data, out, extra, resume=(out / "last.pt").exists()), env=_env(),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(2.0, 9.0))  # start-up (imports) takes ~2 s; the run ~10 s
+        # Wait until the run has finished k epochs, then kill at a random moment of the next one
+        # (inside training, a label update, validation or a checkpoint write).
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and _epochs_done(out) < k and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 1.5))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             mid_run += (out / "last.pt").exists()
@@ -54,6 +59,11 @@ def _run_with_kills(data, out, extra, kills, rng):
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     return mid_run
+
+
+def _epochs_done(run) -> int:
+    f = run / "metrics.jsonl"
+    return len(f.read_text().splitlines()) if f.exists() else 0
 
 
 def _state(run):

@@ -99,6 +99,10 @@ def run_bench(args, console) -> list[dict]:
         }
         _table(console, "training images/s per method (same process, embedded synthetic data)",
                bench_methods(configs, Path(tempfile.mkdtemp(prefix="semprior-bench-"))), md)
+    if args.deploy:
+        from workbench.deploy_bench import run_deploy_bench
+
+        run_deploy_bench(args, console)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text("\n".join(md) + "\n")

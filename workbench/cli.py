@@ -116,6 +116,40 @@ def cmd_predict(args, extra) -> int:
     return 0
 
 
+def cmd_export(args, extra) -> int:
+    from semprior_core.export import ExportConfig, export_checkpoint
+
+    try:
+        cfg = ExportConfig(format=args.format, fp16=args.fp16, int8=args.int8, quantization=args.quantization,
+                           network=args.which, threshold=args.threshold, device=args.device)
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        return 2
+    res = export_checkpoint(args.checkpoint, args.out, cfg)
+    m = res.metadata
+    how = (f"chosen on the validation split ({m.threshold_metric} {m.threshold_score:.4f})" if res.choice
+           else "given")
+    console.print(f"exported {m.network} ({m.backbone}, {m.precision}, size divisor {m.size_divisor}) → {res.path}; "
+                  f"threshold {m.threshold:.2f} {how}")
+    return 0
+
+
+def cmd_infer(args, extra) -> int:
+    from workbench.infer import InferConfig, infer_images, infer_video
+
+    try:
+        cfg = InferConfig(device=args.device, tile=args.tile, overlap=args.overlap, threshold=args.threshold,
+                          min_area=args.min_area, progress=not args.quiet)
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        return 2
+    run = infer_video if args.video else infer_images
+    s = run(args.model, args.video or args.images, args.out, cfg)
+    console.print(f"{s.model}: {len(s.frames)} frames, {s.n_targets} targets at threshold {s.threshold:.2f}, "
+                  f"{s.ms_per_frame():.1f} ms/frame → {s.json_path}, {s.csv_path}")
+    return 0
+
+
 def cmd_points(args, extra) -> int:
     from semprior_core.data.catalog import make_points
     from semprior_core.data.folder import DatasetFolder
@@ -335,6 +369,31 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--which")
     sp.add_argument("--device", default="auto")
 
+    sp = add("export", cmd_export, "export a run's student (ONNX or TorchScript) with its validated threshold")
+    sp.add_argument("--checkpoint", required=True, help="training checkpoint, e.g. runs/x/best.pt")
+    sp.add_argument("--format", default="onnx", choices=["onnx", "torchscript"])
+    sp.add_argument("--fp16", action="store_true", help="half precision (pays off on CUDA; slower on CPU)")
+    sp.add_argument("--int8", action="store_true", help="onnxruntime int8 quantization (ONNX only)")
+    sp.add_argument("--quantization", default="static", choices=["static", "dynamic"],
+                    help="int8: static calibrates on validation images (better for convolutions)")
+    sp.add_argument("--threshold", type=float, help="decision threshold (default: chosen on the validation split)")
+    sp.add_argument("--which", default="student", choices=["student", "teacher"])
+    sp.add_argument("--device", default="cpu", help="device for the validation predictions")
+    sp.add_argument("--out", required=True, help="output file (.onnx / .ts)")
+
+    sp = add("infer", cmd_infer, "probability maps and target lists (JSON, CSV) for an image folder or a video")
+    sp.add_argument("--model", required=True, help="exported ONNX or TorchScript file, or a training checkpoint")
+    src = sp.add_mutually_exclusive_group(required=True)
+    src.add_argument("--images", help="folder of images")
+    src.add_argument("--video", help="video file (read frame by frame with OpenCV)")
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--tile", type=int, help="tile side for frames larger than it (default: whole frames)")
+    sp.add_argument("--overlap", type=int, default=64, help="minimum overlap between tiles")
+    sp.add_argument("--threshold", type=float, help="override the model's validated threshold")
+    sp.add_argument("--min-area", type=int, default=1, dest="min_area", help="smallest target in pixels")
+    sp.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    sp.add_argument("--quiet", action="store_true", help="no progress bar")
+
     sp = add("points", cmd_points, "derive point labels (centroid or coarse) from a dataset's masks")
     sp.add_argument("--data", required=True)
     sp.add_argument("--kind", default="centroid", choices=["centroid", "coarse"])
@@ -357,6 +416,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--steps", type=int, default=5)
     sp.add_argument("--teacher", metavar="VFM", help="also time the SCAM teacher with cached vs live VFM features")
     sp.add_argument("--methods", metavar="VFM", help="also time whole methods (supervised, LESPS, semprior with VFM)")
+    sp.add_argument("--deploy", action="store_true",
+                    help="also time the deployed student (PyTorch, TorchScript, onnxruntime fp32/fp16/int8) at 256², 640×512, 1920×1080")
+    sp.add_argument("--checkpoint", help="with --deploy: time this checkpoint's student (default: an untrained backbone)")
+    sp.add_argument("--run", help="with --deploy: also the IoU/Pd/Fa change int8 causes on this run's test split")
     sp.add_argument("--out", help="also write the tables as markdown to this file")
     return p
 
