@@ -295,6 +295,15 @@ def cmd_classical(args, extra) -> int:
     return 0
 
 
+def cmd_report(args, extra) -> int:
+    from workbench.results import build_report
+
+    command = "semprior report " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "semprior report"
+    out = build_report(args.runs, Path(args.out), command, with_figures=not args.no_figures)
+    console.print(f"report: {out}")
+    return 0
+
+
 def cmd_bench(args, extra) -> int:
     from workbench.bench import run_bench
 
@@ -408,6 +417,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("labels", cmd_labels, "pseudo-mask quality per label update of a run")
     sp.add_argument("--run", required=True)
+
+    sp = add("report", cmd_report, "tables (mean ± std over seeds), significance and figures from run directories")
+    sp.add_argument("runs", nargs="+", help="run directories or folders of runs")
+    sp.add_argument("--out", default="docs/results.md")
+    sp.add_argument("--no-figures", action="store_true")
 
     sp = add("bench", cmd_bench, "parameters, MACs, speed and memory per backbone")
     sp.add_argument("--backbones", nargs="*", help="default: all registered")

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import pytest
+
+from semprior_core.config import load_config
+from semprior_core.engine import train
+from semprior_core.evaluate import evaluate_run
+from workbench.results import build_report, collect
+
+BASE = ["data.crop=32", "data.batch_size=4", "data.val_fraction=0.25", "model.options={widths: [4, 8, 16]}",
+        "train.epochs=2", "train.threads=1", "labels.start_epoch_frac=0.0", "labels.update_every=1"]
+VARIANTS = {
+    "full": ["method.supervision=full"],
+    "lesps": ["labels.rule=lesps"],
+    "semprior": ["method.name=semprior", "vfm.name=dinov2_vits14", "vfm.input_size=112", "vfm.layers=[3]",
+                 "scam.stages=[0, 1]", "scam.vfm_layers=[3, 3]"],
+}
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_synthetic, tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    for name, ov in VARIANTS.items():
+        for seed in (0, 1):
+            cfg = load_config(None, [f"data.datasets=[{{root: {tiny_synthetic}, name: tiny}}]", *BASE, *ov,
+                                     f"train.seed={seed}"])
+            out = root / name / f"seed{seed}"
+            train(cfg, out, progress=False)
+            for which in (["student", "teacher"] if name == "semprior" else ["student"]):
+                evaluate_run(out, "test", which)
+    return root
+
+
+def test_collect_groups_methods_and_seeds(runs):
+    data = collect([runs])
+    assert set(data) == {"tiny"}
+    cells = {(e.method, e.model): len(e.evals) for e in data["tiny"]}
+    assert cells == {("full supervision", "student"): 2, ("lesps", "student"): 2, ("semprior", "student"): 2,
+                     ("semprior", "teacher"): 2}
+
+
+def test_report_tables_and_figures(runs, tmp_path):
+    out = build_report([runs], tmp_path / "docs" / "results.md", "semprior report test")
+    text = out.read_text()
+    assert "test split" in text and "validation split" in text
+    assert "| full supervision | student | 2 |" in text
+    assert "| lesps | student | 2 |" in text and "IoU / full" in text
+    assert "semprior student vs" in text and "| lesps (student) |" in text  # paired significance rows
+    figs = list((tmp_path / "docs" / "figures").rglob("*.png"))
+    assert figs and all(f"figures/tiny/{f.name}" in text for f in figs)
