@@ -64,9 +64,9 @@ def test_state_views_return_plots_for_a_semprior_run(state):
     _select(state, "semprior")
     assert isinstance(state.overview_table(), pn.pane.DataFrame)
     assert "val (carved from train)" in state.overview_table().object["split"].tolist()
-    for view in (state.overview_curves, state.label_quality_plot, state.scam_plots, state.scam_toggle,
-                 state.cluster_gallery):
+    for view in (state.overview_curves, state.label_quality_plot, state.scam_plots, state.scam_toggle):
         assert isinstance(view(), hv.Layout), view.__name__
+    assert len(state.cluster_gallery()) == 5  # cluster 0's images
     assert isinstance(state.cluster_plot(), hv.Overlay)
     attribution = state.attribution_plot()
     assert "positive attribution inside the window" in attribution[0].object
@@ -137,7 +137,7 @@ TABS = [  # tab, its explanatory text, texts in the page, plot title prefixes
      ["training losses", "validation (carved from train)"]),
     ("Label evolution", "Point-supervised training starts", ["Update 2 of 2"],
      ["pseudo-mask IoU vs GT", "teacher · best.pt", "student · best.pt"]),
-    ("Clusters", "learns one loss weight per cluster", ["last_weight"], ["cluster weight per meta step"]),
+    ("Clusters", "learns one loss weight per cluster", ["last_weight", "data/syn_0000"], ["cluster weight per meta step"]),
     ("SCAM", "modulates its encoder features", [],
      ["stage 0 ← VFM block 1: g·γ", "stage 1 ← VFM block 2: gate g", "teacher, SCAM off"]),
     ("Attributions", "explained with Captum", ["positive attribution inside the window"],

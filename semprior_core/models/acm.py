@@ -27,10 +27,10 @@ from . import register_backbone
 from .base import FeatureInfo, SegBackbone
 from .blocks import (
     FCNHead,
+    check_fpn_config,
     check_input,
     conv_bn_relu,
     pointwise_gate,
-    require_positive,
     residual_stage,
     resize_to,
 )
@@ -47,18 +47,7 @@ class ACMConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "channels", tuple(self.channels))
         object.__setattr__(self, "blocks", tuple(self.blocks))
-        require_positive("in_channels", (self.in_channels,))
-        require_positive("channels", self.channels)
-        require_positive("blocks", self.blocks)
-        require_positive("fuse_reduction", (self.fuse_reduction,))
-        if len(self.channels) != 4 or len(self.blocks) != 3:
-            raise ValueError(
-                f"ACM needs 4 channel widths (stem + 3 stages) and 3 block counts, "
-                f"got channels={self.channels}, blocks={self.blocks}"
-            )
-        if self.channels[1] != 2 * self.channels[0]:
-            # the stem outputs 2*channels[0] and feeds stage 1 without a projection
-            raise ValueError(f"ACM needs channels[1] == 2*channels[0], got {self.channels}")
+        check_fpn_config("ACM", self.in_channels, self.channels, self.blocks, self.fuse_reduction)
 
 
 class AsymBiChaFuse(nn.Module):

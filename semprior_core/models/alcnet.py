@@ -26,6 +26,7 @@ from . import register_backbone
 from .base import FeatureInfo, SegBackbone
 from .blocks import (
     FCNHead,
+    check_fpn_config,
     check_input,
     conv_bn_relu,
     pointwise_gate,
@@ -79,18 +80,8 @@ class ALCNetConfig:
     def __post_init__(self) -> None:
         for name in ("channels", "blocks", "shifts"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
-        require_positive("in_channels", (self.in_channels,))
-        require_positive("channels", self.channels)
-        require_positive("blocks", self.blocks)
+        check_fpn_config("ALCNet", self.in_channels, self.channels, self.blocks, self.fuse_reduction)
         require_positive("shifts", self.shifts)
-        require_positive("fuse_reduction", (self.fuse_reduction,))
-        if len(self.channels) != 4 or len(self.blocks) != 3:
-            raise ValueError(
-                f"ALCNet needs 4 channel widths (stem + 3 stages) and 3 block counts, "
-                f"got channels={self.channels}, blocks={self.blocks}"
-            )
-        if self.channels[1] != 2 * self.channels[0]:
-            raise ValueError(f"ALCNet needs channels[1] == 2*channels[0], got {self.channels}")
 
 
 class BottomUpLocalFuse(nn.Module):

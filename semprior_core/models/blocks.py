@@ -28,6 +28,22 @@ def require_positive(name: str, values: Sequence[int]) -> None:
         raise ValueError(f"{name} must be a non-empty sequence of positive ints, got {values!r}")
 
 
+def check_fpn_config(net: str, in_channels: int, channels: Sequence[int], blocks: Sequence[int],
+                     fuse_reduction: int) -> None:
+    """Shared shape rules of the ACM/ALCNet FPN family: a stem and three residual stages."""
+    require_positive("in_channels", (in_channels,))
+    require_positive("channels", channels)
+    require_positive("blocks", blocks)
+    require_positive("fuse_reduction", (fuse_reduction,))
+    if len(channels) != 4 or len(blocks) != 3:
+        raise ValueError(
+            f"{net} needs 4 channel widths (stem + 3 stages) and 3 block counts, got channels={channels}, blocks={blocks}"
+        )
+    if channels[1] != 2 * channels[0]:
+        # the stem outputs 2*channels[0] and feeds stage 1 without a projection
+        raise ValueError(f"{net} needs channels[1] == 2*channels[0], got {channels}")
+
+
 def check_input(x: torch.Tensor, in_channels: int, size_divisor: int) -> None:
     """Fail early, with the reason, on inputs a backbone cannot process."""
     if x.ndim != 4 or x.shape[1] != in_channels:

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import holoviews as hv
 import holoviews.plotting.bokeh  # noqa: F401  (loads the Bokeh backend the options below are for)
 import numpy as np
+import panel as pn
+from PIL import Image
 
 from workbench.inspect.imaging import contour, overlay
 
@@ -82,9 +85,15 @@ def label_layout(frame: dict[str, Any]) -> hv.Layout:
     return hv.Layout(panels).cols(4)
 
 
-def gallery(items: list[dict[str, Any]]) -> hv.Layout:
-    return hv.Layout([rgb(overlay(it["image"], it["pseudo_mask"]), it["key"]).opts(frame_width=140, frame_height=140)
-                      for it in items]).cols(5)
+def gallery(items: list[dict[str, Any]], size: int = 150) -> pn.FlexBox:
+    """Thumbnails with their pseudo-masks as plain PNG images (no plot machinery: many, small, static)."""
+    cards = []
+    for it in items:
+        buf = io.BytesIO()
+        Image.fromarray(overlay(it["image"], it["pseudo_mask"])).save(buf, format="PNG")
+        cards.append(pn.Column(pn.pane.Markdown(f"`{it['key']}`", margin=(0, 5)),
+                               pn.pane.PNG(buf.getvalue(), width=size, height=size, alt_text=it["key"])))
+    return pn.FlexBox(*cards, css_classes=["cluster-gallery"])
 
 
 def scam_layout(layers: list[dict[str, Any]]) -> hv.Layout:
