@@ -174,6 +174,17 @@ def test_moving_the_label_slider_changes_the_shown_update(page):
 
 
 @pytest.mark.browser
+def test_choosing_a_cluster_shows_its_images(page):
+    _open_tab(page, "Clusters", "learns one loss weight per cluster")
+    gallery = page.locator(".cluster-gallery img")
+    gallery.first.wait_for()
+    assert gallery.count() == 5
+    page.locator("select:has(> option[value='1'])").select_option("1")  # the cluster selector
+    page.get_by_text("data/syn_0000").wait_for(state="detached")  # image 0 belongs to cluster 0
+    assert gallery.count() == 3
+
+
+@pytest.mark.browser
 def test_the_browser_console_has_no_errors(page):
     # Runs after the tab tests (file order): every tab has been opened by now.
     page.wait_for_timeout(500)

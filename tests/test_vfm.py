@@ -406,7 +406,7 @@ def test_registry_errors() -> None:
     assert {"dinov2_vits14", "random_vit", "dinov2_vitb14", "dinov3_vits16plus"} <= set(list_vfms())
     with pytest.raises(ValueError, match="unknown VFM 'nope'; registered: .*random_vit"):
         create_vfm("nope")
-    with pytest.raises(ValueError, match="dinov2_vitb14 needs weights=PATH"):
+    with pytest.raises(ValueError, match="vfm.name=dinov2_vitb14 needs vfm.weights=PATH"):
         create_vfm("dinov2_vitb14")
     with pytest.raises(ValueError, match="random_vit takes no weights"):
         create_vfm("random_vit", weights="x.pth")

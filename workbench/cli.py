@@ -450,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognised arguments: {' '.join(extra)}")
     try:
         return int(args.fn(args, extra) or 0)
-    except (ConfigError, DataError, CheckpointError, TrainingError, FileExistsError) as exc:
+    except (ConfigError, DataError, CheckpointError, TrainingError, FileExistsError, ImportError) as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False)
         return 2
     except KeyboardInterrupt:

@@ -61,6 +61,7 @@ class LiveTraining:
     def start(self, overrides: list[str] | tuple | None = None) -> LiveStatus:
         """Train a new run into ``run_dir`` with ``config`` plus ``overrides`` (default: those given at
         construction); refused if the directory already holds a run (use :meth:`resume`)."""
+        self._check_idle()
         if (self.run_dir / "last.pt").exists():
             raise RuntimeError(f"{self.run_dir}: already holds a run; resume it or choose another directory")
         chosen = self.overrides if overrides is None else _check_overrides(overrides)
@@ -68,6 +69,7 @@ class LiveTraining:
 
     def resume(self, overrides: list[str] | tuple = ()) -> LiveStatus:
         """Continue the run from ``last.pt`` with its saved config plus ``overrides`` (e.g. ``train.epochs=40``)."""
+        self._check_idle()
         if not (self.run_dir / "last.pt").exists():
             raise RuntimeError(f"{self.run_dir}: nothing to resume (no last.pt)")
         return self._launch(["--resume", "--config", str(self.run_dir / "config.yaml"), *_flags(_check_overrides(overrides))])
@@ -139,9 +141,11 @@ class LiveTraining:
         return "\n".join(f.read_text(errors="replace").splitlines()[-lines:]) if f.exists() else ""
 
     # -- process ---------------------------------------------------------------------------------
-    def _launch(self, args: list[str]) -> LiveStatus:
+    def _check_idle(self) -> None:
         if self.running:
             raise RuntimeError(f"{self.run_dir}: training is already running (pid {self._proc.pid})")
+
+    def _launch(self, args: list[str]) -> LiveStatus:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "workbench.cli", "train", "--out", str(self.run_dir), "--quiet", *args]
         with open(self.run_dir / LOG_NAME, "ab") as log:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from ..configtree import ConfigError
 from . import presets
 from .checkpoints import StateDict, build_vit, load_hub_state, load_state_auto
 from .frozen import FrozenVFM
@@ -35,7 +36,7 @@ def _frozen(name: str, cfg: ViTConfig, state: StateDict, weights_id: str, req: V
 
 def _required_weights(name: str, req: VFMRequest) -> Path:
     if req.weights is None:
-        raise ValueError(f"{name} needs weights=PATH to a local checkpoint; nothing is downloaded")
+        raise ConfigError(f"vfm.name={name} needs vfm.weights=PATH to a local checkpoint; nothing is downloaded")
     return req.weights
 
 

