@@ -22,19 +22,17 @@ def _(mo):
 
 @app.cell
 def _():
-    import os
-
     import marimo as mo
 
     import workbench.inspect as wi
     from workbench.inspect import figures
 
-    return figures, mo, os, wi
+    return figures, mo, wi
 
 
 @app.cell
-def _(mo, os):
-    run_path = mo.ui.text(value=os.environ.get("SEMPRIOR_RUN", "runs/demo"), label="run directory", full_width=True)
+def _(mo, wi):
+    run_path = mo.ui.text(value=wi.default_run_path(), label="run directory", full_width=True)
     mo.output.replace(run_path)
     return (run_path,)
 

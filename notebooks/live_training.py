@@ -21,20 +21,18 @@ def _(mo):
 
 @app.cell
 def _():
-    import os
-
     import marimo as mo
 
     import workbench.inspect as wi
     from workbench import live
     from workbench.inspect import figures
 
-    return figures, live, mo, os, wi
+    return figures, live, mo, wi
 
 
 @app.cell
-def _(mo, os):
-    run_path = mo.ui.text(value=os.environ.get("SEMPRIOR_RUN", "runs/demo"), label="run directory", full_width=True)
+def _(mo, wi):
+    run_path = mo.ui.text(value=wi.default_run_path(), label="run directory", full_width=True)
     overrides = mo.ui.text(value="", label="overrides (section.key=value, space separated)", full_width=True)
     mo.vstack([run_path, overrides])
     return overrides, run_path

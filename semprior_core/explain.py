@@ -249,6 +249,9 @@ def attribute(
                         nt_samples_batch_size=opts.nt_samples,
                     )
             else:
+                n = len(score_fn.taps)
+                if not -n <= opts.stage < n:
+                    raise ValueError(f"gradcam stage {opts.stage} out of range: the backbone has {n} encoder stages")
                 layer = score_fn.taps[opts.stage]
                 cam = LayerGradCam(score_fn, layer).attribute(inputs, relu_attributions=True)
                 attrs = (LayerAttribution.interpolate(cam, size, interpolate_mode="bilinear"),)

@@ -3,6 +3,7 @@ rendered by Debian's chromium through Playwright."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import holoviews as hv
@@ -11,7 +12,7 @@ import pytest
 
 from tests.fixtures_runs import tiny_run, tiny_supervised_run  # noqa: F401
 from workbench.dashboard import DashboardState, serve
-from workbench.dashboard.app import is_loopback
+from workbench.dashboard.app import bindable_port, is_loopback
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -66,7 +67,8 @@ def test_state_views_return_plots_for_a_semprior_run(state):
     assert "val (carved from train)" in state.overview_table().object["split"].tolist()
     for view in (state.overview_curves, state.label_quality_plot, state.scam_plots, state.scam_toggle):
         assert isinstance(view(), hv.Layout), view.__name__
-    assert len(state.cluster_gallery()) == 5  # cluster 0's images
+    gallery = state.cluster_gallery()
+    assert "5 of its 5 images" in gallery[0].object and len(gallery[1]) == 5  # cluster 0's images
     assert isinstance(state.cluster_plot(), hv.Overlay)
     attribution = state.attribution_plot()
     assert "positive attribution inside the window" in attribution[0].object
@@ -90,6 +92,13 @@ def test_serve_binds_loopback_unless_remote_access_is_explicit(tiny_run):  # noq
         serve([tiny_run], host="0.0.0.0")
     with pytest.raises(ValueError, match="no run directory"):
         serve([tiny_run / "labels"])
+    port = bindable_port("127.0.0.1", 0)
+    assert port > 0 and bindable_port("127.0.0.1", port) == port
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        with pytest.raises(OSError):
+            serve([tiny_run], port=busy.getsockname()[1])
 
 
 # -- browser -----------------------------------------------------------------------------------

@@ -138,6 +138,8 @@ def test_window_score_refuses_inconsistent_requests(trained):
         attribute(trained["teacher"], trained["image"], Target((9, 22)), "gradcam", feats=trained["feats"], wrt="vfm")
     with pytest.raises(ValueError, match="unknown attribution"):
         attribute(trained["student"], trained["image"], Target((9, 22)), "lime")
+    with pytest.raises(ValueError, match="2 encoder stages"):
+        attribute(trained["student"], trained["image"], Target((9, 22)), "gradcam", options=AttributionOptions(stage=2))
 
 
 # -- attributions concentrate on the target ----------------------------------------------------

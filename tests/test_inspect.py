@@ -252,6 +252,20 @@ def test_handle_resolves_images_and_reloads_a_rewritten_checkpoint(tiny_run):  #
     assert h.networks() == ["student", "teacher"] and h.has_scam()
 
 
+def test_default_run_path_prefers_the_environment_then_finds_the_demo_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEMPRIOR_RUN", "/some/run")
+    assert wi.default_run_path() == "/some/run"
+    monkeypatch.delenv("SEMPRIOR_RUN")
+    (tmp_path / "runs" / "demo").mkdir(parents=True)
+    (tmp_path / "runs" / "demo" / "config.yaml").write_text("name: demo\n")
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")  # where Jupyter starts a notebook's kernel
+    assert wi.default_run_path() == str(tmp_path / "runs" / "demo")
+    monkeypatch.chdir(tmp_path / "runs")
+    (tmp_path / "runs" / "demo" / "config.yaml").unlink()
+    assert wi.default_run_path() == str(Path("runs") / "demo")
+
+
 # -- figures (notebook layout) -------------------------------------------------------------------
 def test_figures_lay_out_the_views(tiny_run):  # noqa: F811
     h = wi.open_run(tiny_run)

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-import yaml
 
 from tests.fixtures_runs import tiny_run  # noqa: F401
 from workbench.live import LiveTraining, session
@@ -96,11 +95,9 @@ def test_live_training_checks_its_inputs(tmp_path):
 
 def test_live_training_stops_and_resumes(tiny_run, tmp_path):  # noqa: F811
     """Stop a run after its first epoch (SIGINT keeps the last checkpoint), resume it for one more epoch."""
-    root = yaml.safe_load((tiny_run / "config.yaml").read_text())["data"]["datasets"][0]["root"]
-    overrides = [f"data.datasets=[{{root: '{root}'}}]", "method.supervision=full",
-                 "train.epochs=40", "data.crop=32", "data.batch_size=4", "data.val_fraction=0.2",
-                 "model.options={widths: [4, 8, 16]}", "train.device=cpu", "train.threads=1", "data.flips=false"]
-    live = LiveTraining(tmp_path / "run", overrides=overrides)
+    # The fixture run's config, trained with dense masks (no label updates: quick epochs).
+    overrides = ["method.name=supervised", "method.supervision=full", "train.epochs=40", "data.flips=false"]
+    live = LiveTraining(tmp_path / "run", config=tiny_run / "config.yaml", overrides=overrides)
     live.start()
     assert live.running
     with pytest.raises(RuntimeError, match="already running"):

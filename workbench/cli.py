@@ -304,6 +304,20 @@ def cmd_report(args, extra) -> int:
     return 0
 
 
+def cmd_dashboard(args, extra) -> int:
+    from workbench.dashboard import serve
+
+    try:
+        server = serve(args.run or ["runs/demo"], host=args.host, port=args.port, show=args.show,
+                       allow_remote=args.allow_remote)
+    except (ValueError, OSError) as exc:  # no run, non-loopback host without --allow-remote, port in use
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        return 2
+    console.print(f"dashboard: {server.url} (Ctrl-C to stop)")
+    server.wait()
+    return 0
+
+
 def cmd_bench(args, extra) -> int:
     from workbench.bench import run_bench
 
@@ -422,6 +436,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("runs", nargs="+", help="run directories or folders of runs")
     sp.add_argument("--out", default="docs/results.md")
     sp.add_argument("--no-figures", action="store_true")
+
+    sp = add("dashboard", cmd_dashboard, "browse runs: metrics, label evolution, clusters, SCAM, attributions, comparison")
+    sp.add_argument("--run", action="append", metavar="DIR",
+                    help="run directory or a folder of runs; repeatable (default: runs/demo)")
+    sp.add_argument("--port", type=int, default=5006, help="0 = any free port")
+    sp.add_argument("--host", default="127.0.0.1")
+    sp.add_argument("--allow-remote", action="store_true",
+                    help="allow a non-loopback --host: no authentication, anyone who reaches the port sees the runs")
+    sp.add_argument("--show", action="store_true", help="open it in a browser")
 
     sp = add("bench", cmd_bench, "parameters, MACs, speed and memory per backbone")
     sp.add_argument("--backbones", nargs="*", help="default: all registered")

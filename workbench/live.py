@@ -56,6 +56,7 @@ class LiveTraining:
         self.overrides = _check_overrides(overrides)
         self._proc: subprocess.Popen | None = None
         self._stopping = False
+        self._epochs: int | None = None  # train.epochs given at the last launch (config.yaml keeps the first)
 
     # -- control ---------------------------------------------------------------------------------
     def start(self, overrides: list[str] | tuple | None = None) -> LiveStatus:
@@ -65,14 +66,14 @@ class LiveTraining:
         if (self.run_dir / "last.pt").exists():
             raise RuntimeError(f"{self.run_dir}: already holds a run; resume it or choose another directory")
         chosen = self.overrides if overrides is None else _check_overrides(overrides)
-        return self._launch(["--config", str(self.config), *_flags(chosen)])
+        return self._launch(["--config", str(self.config)], chosen)
 
     def resume(self, overrides: list[str] | tuple = ()) -> LiveStatus:
         """Continue the run from ``last.pt`` with its saved config plus ``overrides`` (e.g. ``train.epochs=40``)."""
         self._check_idle()
         if not (self.run_dir / "last.pt").exists():
             raise RuntimeError(f"{self.run_dir}: nothing to resume (no last.pt)")
-        return self._launch(["--resume", "--config", str(self.run_dir / "config.yaml"), *_flags(_check_overrides(overrides))])
+        return self._launch(["--resume", "--config", str(self.run_dir / "config.yaml")], _check_overrides(overrides))
 
     def stop(self, timeout: float = 60.0) -> LiveStatus:
         """Interrupt the process (SIGINT; the last complete checkpoint stays), waiting up to ``timeout`` s
@@ -114,7 +115,7 @@ class LiveTraining:
         return self._proc is not None and self._proc.poll() is None
 
     def poll(self) -> LiveStatus:
-        history = read_jsonl(self.run_dir / "metrics.jsonl") if (self.run_dir / "metrics.jsonl").exists() else []
+        history = read_jsonl(self.run_dir / "metrics.jsonl")
         epoch = int(history[-1]["epoch"]) if history else 0
         epochs = self._planned_epochs()
         rc = self._proc.poll() if self._proc is not None else None
@@ -122,7 +123,7 @@ class LiveTraining:
             state: State = "running"
         elif rc not in (None, 0) and not self._stopping:
             state = "failed"
-        elif epochs is not None and epoch >= epochs:
+        elif rc == 0 or (epochs is not None and epoch >= epochs):
             state = "finished"
         elif (self.run_dir / "last.pt").exists() or self._stopping:
             state = "stopped"
@@ -131,6 +132,8 @@ class LiveTraining:
         return LiveStatus(state, epoch, epochs, rc, history, self._log_tail())
 
     def _planned_epochs(self) -> int | None:
+        if self._epochs is not None:
+            return self._epochs
         f = self.run_dir / "config.yaml"
         if not f.exists():
             return None
@@ -145,9 +148,12 @@ class LiveTraining:
         if self.running:
             raise RuntimeError(f"{self.run_dir}: training is already running (pid {self._proc.pid})")
 
-    def _launch(self, args: list[str]) -> LiveStatus:
+    def _launch(self, args: list[str], overrides: list[str]) -> LiveStatus:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "workbench.cli", "train", "--out", str(self.run_dir), "--quiet", *args]
+        epochs = [o.split("=", 1)[1] for o in overrides if o.startswith("train.epochs=")]
+        self._epochs = int(epochs[-1]) if epochs else None
+        cmd = [sys.executable, "-m", "workbench.cli", "train", "--out", str(self.run_dir), "--quiet", *args,
+               *(f"--{o}" for o in overrides)]
         with open(self.run_dir / LOG_NAME, "ab") as log:
             # A session of its own: an interrupt of the notebook's kernel does not reach the trainer.
             self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -162,10 +168,6 @@ def _check_overrides(overrides: list[str] | tuple) -> list[str]:
     if bad:
         raise ValueError(f"overrides look like section.key=value, got {bad}")
     return out
-
-
-def _flags(overrides: list[str]) -> list[str]:
-    return [f"--{o}" for o in overrides]
 
 
 _SESSIONS: dict[Path, LiveTraining] = {}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,8 +110,7 @@ class DashboardState(param.Parameterized):
         if not self.paths:
             raise ValueError(f"no run directory (a folder with config.yaml) in {list(run_dirs)}")
         self.param.run.objects = list(self.paths)
-        self.run = next(iter(self.paths))
-        self._on_run()
+        self.run = next(iter(self.paths))  # fills every other selection (_on_run)
 
     # -- selection logic -------------------------------------------------------------------------
     @property
@@ -226,7 +226,10 @@ class DashboardState(param.Parameterized):
     def cluster_gallery(self):
         if self.cluster is None:
             return _message("No clusters.")
-        return plots.gallery(wi.cluster_gallery(self.handle, self.cluster))
+        items = wi.cluster_gallery(self.handle, self.cluster)
+        size = next(s["size"] for s in wi.cluster_summary(self.handle) if s["cluster"] == self.cluster)
+        return pn.Column(pn.pane.Markdown(f"Cluster {self.cluster}: {len(items)} of its {size} images"),
+                         plots.gallery(items))
 
     # -- SCAM ------------------------------------------------------------------------------------
     @param.depends("run", "split", "image")
@@ -245,7 +248,7 @@ class DashboardState(param.Parameterized):
     @param.depends("run", "split", "image", "model", "method", "wrt", "target_y", "target_x", "radius")
     def attribution_plot(self):
         if self.model is None:
-            return _message("This run has no checkpoint yet.")
+            return _message("This run has no network to explain (a classical run, or no checkpoint yet).")
         d = wi.attributions(self.handle, self.image, (self.target_y, self.target_x), self.method, self.model,
                             split=self.split, wrt=self.wrt, radius=self.radius)
         text = pn.pane.Markdown(f"Explained score (Σ logits in the window): **{d['score']:.2f}** · "
@@ -335,9 +338,10 @@ def is_loopback(host: str) -> bool:
     return all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
 
 
-def free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
+def bindable_port(host: str, port: int) -> int:
+    """``port`` if it can be bound on ``host`` (OSError otherwise, before any thread starts); 0: a free port."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host, port))
         return sock.getsockname()[1]
 
 
@@ -351,8 +355,21 @@ def serve(run_dirs: Iterable[str | Path], host: str = "127.0.0.1", port: int = 0
         raise ValueError(f"{host!r} is not a loopback address: serving there exposes the runs to the network; "
                          "pass allow_remote=True (--allow-remote) if that is intended")
     DashboardState(run_dirs)  # fail here, not in the browser, when there is no run
-    port = port or free_port(host)
+    port = bindable_port(host, port)
     origins = ["*"] if allow_remote else [f"{h}:{port}" for h in ("localhost", "127.0.0.1", host)]
     thread = pn.serve({"/": lambda: build_app(run_dirs)}, port=port, address=host, websocket_origin=origins,
                       show=show, threaded=True, title="semprior dashboard", verbose=False)
+    _wait_listening("127.0.0.1" if host in ("0.0.0.0", "::") else host, port, thread)
     return DashboardServer(f"http://{host}:{port}/", port, thread)
+
+
+def _wait_listening(host: str, port: int, thread: threading.Thread, timeout: float = 60.0) -> None:
+    """Return once the server accepts connections, so that the URL works when :func:`serve` returns."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and thread.is_alive():
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"the dashboard server did not start listening on {host}:{port}")

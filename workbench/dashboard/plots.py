@@ -113,7 +113,7 @@ def scam_layout(layers: list[dict[str, Any]]) -> hv.Layout:
 def toggle_layout(d: dict[str, Any]) -> hv.Layout:
     panels = [rgb(overlay(d["image"]), d["key"]), probability(d["with_scam"], "teacher, SCAM on"),
               probability(d["without_scam"], "teacher, SCAM off"),
-              scalar(d["difference"], "on − off", "RdBu_r", clim=(-1.0, 1.0))]
+              scalar(d["difference"], "on − off (colour scale fitted)", "RdBu_r", symmetric=True)]
     if d["student"] is not None:
         panels.append(probability(d["student"], "student (no VFM)"))
     return hv.Layout(panels).cols(4)

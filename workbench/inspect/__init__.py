@@ -9,7 +9,7 @@ from __future__ import annotations
 from .attributions import attributions, default_target
 from .clusters import cluster_gallery, cluster_summary, cluster_weights
 from .compare import compare_runs, expand_runs, format_mean_std
-from .handle import RunHandle, open_run
+from .handle import RunHandle, default_run_path, open_run
 from .labels import image_label_history, label_frame, label_images, label_quality, label_updates
 from .overview import curves, metrics_table
 from .scam import scam_maps, scam_toggle
@@ -22,6 +22,7 @@ __all__ = [
     "cluster_weights",
     "compare_runs",
     "curves",
+    "default_run_path",
     "default_target",
     "expand_runs",
     "format_mean_std",

@@ -7,6 +7,7 @@ is reloaded on the next access, so views always show the newest weights.
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -171,6 +172,20 @@ class RunHandle:
         if run is None:
             raise DataError(f"{self.path}: no checkpoint yet (best.pt / last.pt)")
         return run
+
+
+DEMO_RUN = Path("runs") / "demo"  # where `semprior demo` writes
+
+
+def default_run_path() -> str:
+    """The run notebooks open first: ``$SEMPRIOR_RUN``, else the demo run found from the working directory or
+    one of its parents (Jupyter starts kernels in the notebook's folder), else ``runs/demo``."""
+    if os.environ.get("SEMPRIOR_RUN"):
+        return os.environ["SEMPRIOR_RUN"]
+    for base in (Path.cwd(), *Path.cwd().parents):
+        if (base / DEMO_RUN / "config.yaml").is_file():
+            return str(base / DEMO_RUN)
+    return str(DEMO_RUN)
 
 
 _HANDLES: dict[tuple[Path, str], RunHandle] = {}
