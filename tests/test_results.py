@@ -43,8 +43,8 @@ def test_report_tables_and_figures(runs, tmp_path):
     out = build_report([runs], tmp_path / "docs" / "results.md", "semprior report test")
     text = out.read_text()
     assert "test split" in text and "validation split" in text
-    assert "| full supervision | student | 2 |" in text
-    assert "| lesps | student | 2 |" in text and "IoU / full" in text
+    assert "| full supervision | student | 2 | 2 |" in text  # 2 seeds, 2 epochs
+    assert "| lesps | student | 2 | 2 |" in text and "IoU / full" in text
     assert "semprior student vs" in text and "| lesps (student) |" in text  # paired significance rows
     figs = list((tmp_path / "docs" / "figures").rglob("*.png"))
     assert figs and all(f"figures/tiny/{f.name}" in text for f in figs)

@@ -298,8 +298,9 @@ def cmd_classical(args, extra) -> int:
 def cmd_report(args, extra) -> int:
     from workbench.results import build_report
 
-    command = "semprior report " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "semprior report"
-    out = build_report(args.runs, Path(args.out), command, with_figures=not args.no_figures)
+    command = f"semprior report {' '.join(args.runs)} --out {args.out}" + (" --no-figures" if args.no_figures else "")
+    command += ' --note "…"' if args.note else ""
+    out = build_report(args.runs, Path(args.out), command, with_figures=not args.no_figures, note=args.note)
     console.print(f"report: {out}")
     return 0
 
@@ -436,6 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("runs", nargs="+", help="run directories or folders of runs")
     sp.add_argument("--out", default="docs/results.md")
     sp.add_argument("--no-figures", action="store_true")
+    sp.add_argument("--note", default="", help="a paragraph of context printed under the header")
 
     sp = add("dashboard", cmd_dashboard, "browse runs: metrics, label evolution, clusters, SCAM, attributions, comparison")
     sp.add_argument("--run", action="append", metavar="DIR",

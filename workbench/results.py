@@ -67,7 +67,8 @@ def describe(run: Run) -> tuple[str, str, str]:
     cfg = run.config()
     dataset = "+".join(d.name or Path(d.root).name for d in cfg.data.datasets)
     if info.get("kind") == "classical":
-        return dataset, f"{cfg.classical.method} (classical)", "tuned on dense validation masks"
+        fixed = ", ".join(f"{k}={v}" for k, v in sorted(cfg.classical.params.items()))
+        return dataset, f"{cfg.classical.method} (classical{', ' + fixed if fixed else ''})", "tuned on dense validation masks"
     sup = info.get("supervision", cfg.method.supervision)
     if cfg.method.name != "semprior":
         return dataset, {"full": "full supervision", "fixed": "fixed points"}.get(sup, sup), (
@@ -107,8 +108,8 @@ def _order(e: Entry) -> tuple:
 
 
 def table(entries: list[Entry]) -> list[str]:
-    lines = ["| method | network | seeds | IoU | nIoU | Pd | Fa ×10⁻⁶ | IoU / full | note |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| method | network | seeds | epochs | IoU | nIoU | Pd | Fa ×10⁻⁶ | IoU / full | note |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     full = next((e for e in entries if e.method == "full supervision"), None)
     for e in sorted(entries, key=_order):
         cells = []
@@ -118,8 +119,16 @@ def table(entries: list[Entry]) -> list[str]:
         ratio = "–"
         if full is not None and e is not full:
             ratio = f"{statistics.fmean(e.values('IoU')) / max(statistics.fmean(full.values('IoU')), 1e-9):.2f}"
-        lines.append(f"| {e.method} | {e.model} | {len(e.evals)} | " + " | ".join(cells) + f" | {ratio} | {e.note} |")
+        lines.append(f"| {e.method} | {e.model} | {len(e.evals)} | {_epochs(e)} | " + " | ".join(cells)
+                     + f" | {ratio} | {e.note} |")
     return lines
+
+
+def _epochs(e: Entry) -> str:
+    """Training budget of the cell's runs (– for classical methods)."""
+    if e.runs[0].info().get("kind") == "classical":
+        return "–"
+    return ", ".join(sorted({str(r.config().train.epochs) for r in e.runs}))
 
 
 def significance(entries: list[Entry], seed: int = 0) -> list[str]:
@@ -184,10 +193,10 @@ def machine() -> str:
             f"{'CUDA ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'}")
 
 
-def build_report(paths: list[str | Path], out: Path, command: str, with_figures: bool = True) -> Path:
+def build_report(paths: list[str | Path], out: Path, command: str, with_figures: bool = True, note: str = "") -> Path:
     data = collect(paths)
     out = Path(out)
-    lines = ["# Results", "", f"Produced by `{command}` ({machine()}).", "",
+    lines = ["# Results", "", f"Produced by `{command}` ({machine()}).", "", *([note, ""] if note else []),
              "Every number is on the **test split**, from the checkpoint each run chose on its **validation split** "
              "(carved from training data); mean ± std over seeds. Nothing here was typed by hand.", ""]
     if not data:
