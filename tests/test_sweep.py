@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import pytest
+
+from semprior_core.config import load_config
+from workbench import sweep
+from workbench.reproduce import load_protocol, plan
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("scam=off", ["scam.enabled=false"]),
+        ("reweight=off", ["semprior.reweight=false"]),
+        ("distill=on", ["semprior.distill=true"]),
+        ("collaborative=off", ["semprior.collaborative=false"]),
+        ("vfm=random_vit", ["vfm.name=random_vit"]),
+        ("train.lr=0.01", ["train.lr=0.01"]),
+    ],
+)
+def test_ablation_overrides(spec, expected):
+    assert sweep.ablation_overrides(spec) == expected
+
+
+@pytest.mark.parametrize("spec", ["scam", "scam=maybe", "colour=blue"])
+def test_bad_ablation(spec):
+    with pytest.raises(ValueError):
+        sweep.ablation_overrides(spec)
+
+
+def test_plan_grid(tmp_path):
+    base = load_config(None, ["method.name=semprior"])
+    jobs = sweep.plan(base, tmp_path, [0, 1, 2], ["vfm=none", "scam=off"])
+    assert len(jobs) == 9
+    assert {j.variant for j in jobs} == {"full", "vfm-none", "scam-off"}
+    assert jobs[-1].run_dir == tmp_path / "scam-off" / "seed2" and "train.seed=2" in jobs[-1].overrides
+
+
+def test_protocols_plan_every_run(tmp_path):
+    root = tmp_path / "repo"
+    (root / "configs").mkdir(parents=True)
+    import shutil
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    shutil.copy(repo / "configs" / "base_cpu.yaml", root / "configs" / "base_cpu.yaml")
+    data = root.parent / "shared" / "data" / "NUAA-SIRST"
+    data.mkdir(parents=True)
+    pairs = plan(load_protocol("cpu"), tmp_path / "out", root)
+    # NUDT is absent here: 5 methods × 3 seeds + 5 ablations × 3 seeds on NUAA only
+    assert len(pairs) == 30
+    assert all("NUAA-SIRST" in j.run_dir.parts[-4] or j.run_dir.parts[-4] == "nuaa" for j, _ in pairs)
