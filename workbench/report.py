@@ -12,7 +12,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from semprior_core.engine import read_history  # noqa: E402
 from semprior_core.evaluate import EvalResult, load_run, predict_bank, resolve_checkpoint, run_bank  # noqa: E402
 from semprior_core.io import atomic_write_text  # noqa: E402
 from semprior_core.label_history import LabelHistory  # noqa: E402
@@ -28,17 +27,10 @@ def _save(fig, path: Path) -> Path:
 
 
 def curves_figure(run_dir: Path, out: Path) -> Path:
-    hist = read_history(run_dir)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
-    ep = [r["epoch"] for r in hist]
-    axes[0].plot(ep, [r["loss"] for r in hist])
-    axes[0].set(title="training loss", xlabel="epoch")
-    for key in sorted({k for r in hist for k in r if k.startswith("val_") and k.endswith(("_iou", "_point_f1"))}):
-        pts = [(r["epoch"], r[key]) for r in hist if key in r]
-        axes[1].plot(*zip(*pts), marker=".", label=key)
-    axes[1].set(title="validation (split carved from train)", xlabel="epoch")
-    axes[1].legend(fontsize=7)
-    return _save(fig, out)
+    from workbench.inspect.figures import curves_figure as figure
+    from workbench.inspect.overview import curves
+
+    return _save(figure(curves(run_dir)), out)
 
 
 def examples_figure(run_dir: Path, result: EvalResult, out: Path, n: int = 4) -> Path:
