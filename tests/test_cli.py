@@ -74,3 +74,18 @@ def test_points_command(tiny_synthetic, tmp_path):
     assert main(["points", "--data", str(tiny_synthetic), "--kind", "coarse", "--seed", "2", "--out", str(out)]) == 0
     data = json.loads(out.read_text())
     assert data["kind"] == "coarse" and data["seed"] == 2 and len(data["images"]) == 16
+
+
+def test_demo_end_to_end_writes_report(tmp_path, capsys):
+    """The main job on its embedded default, shrunk: synthetic data, semprior teacher + student, report."""
+    out = tmp_path / "demo"
+    rc = main(["demo", "--out", str(out), "--data.synthetic_size=64", "--data.synthetic_train=10",
+               "--data.synthetic_test=4", "--data.crop=64", "--data.batch_size=4", "--train.epochs=2",
+               "--train.eval_every=1", "--labels.start_epoch_frac=0.0", "--labels.update_every=1",
+               "--vfm.input_size=112", "--train.threads=1", "--quiet"])
+    assert rc == 0
+    report = (out / "report.md").read_text()
+    assert "| test | student |" in report and "| test | teacher |" in report
+    assert "validation split carved from training" in report
+    for fig in ("curves.png", "labels.png", "examples_test_student.png"):
+        assert (out / "report" / fig).stat().st_size > 1000
