@@ -102,7 +102,7 @@ def run_bench(args, console) -> list[dict]:
     if args.deploy:
         from workbench.deploy_bench import run_deploy_bench
 
-        run_deploy_bench(args, console)
+        run_deploy_bench(args, console, md)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text("\n".join(md) + "\n")

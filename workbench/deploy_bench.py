@@ -162,9 +162,19 @@ def quantization_effect(run_dir: str | Path, split: str = "test", checkpoint: st
     }
 
 
-def run_deploy_bench(args, console) -> list[dict[str, Any]]:
+def _markdown(table, md: list[str] | None) -> None:
+    """Append a rich table as a markdown table (for ``semprior bench --out``)."""
+    if md is None:
+        return
+    cols = [c.header for c in table.columns]
+    cells = [list(c.cells) for c in table.columns]
+    md += [f"### {table.title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    md += ["| " + " | ".join(str(col[i]) for col in cells) + " |" for i in range(len(cells[0]))] + [""]
+
+
+def run_deploy_bench(args, console, md: list[str] | None = None) -> list[dict[str, Any]]:
     """The latency table (``args.checkpoint`` or an untrained ``args.backbones[0]``) and, with ``args.run``,
-    the int8 metric change on that run's test split."""
+    the int8 metric change on that run's test split; both also appended to ``md`` as markdown."""
     from rich.table import Table
 
     src = load_network(args.checkpoint) if args.checkpoint else untrained_source((args.backbones or ["unet"])[0])
@@ -179,6 +189,7 @@ def run_deploy_bench(args, console) -> list[dict[str, Any]]:
     for key in dict.fromkeys((r["runtime"], r["precision"], r["device"]) for r in rows):
         table.add_row(*key, *[f"{keyed[(*key, s)]:.1f}" for s in sizes])
     console.print(table)
+    _markdown(table, md)
     if args.run:
         eff = quantization_effect(args.run)
         t = Table(title=f"{args.run}: int8 vs fp32 on the {eff['split']} split ({eff['n_images']} images, threshold "
@@ -189,4 +200,5 @@ def run_deploy_bench(args, console) -> list[dict[str, Any]]:
             r = eff[name]
             t.add_row(name, f"{r['IoU']:.2f}", f"{r['nIoU']:.2f}", f"{r['Pd']:.2f}", f"{r['Fa']:.1f}")
         console.print(t)
+        _markdown(t, md)
     return rows
