@@ -35,3 +35,19 @@ def tiny_synthetic(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("data") / "tiny"
     generate(root, SyntheticConfig(n_train=12, n_test=4, seed=3, height=96, width=96, size_range=(64, 96)))
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_full_run(tiny_synthetic, tmp_path_factory) -> Path:
+    """A fully supervised tiny U-Net run (seconds), shared by the export and inference tests."""
+    from semprior_core.config import load_config
+    from semprior_core.engine import train
+
+    cfg = load_config(None, [
+        f"data.datasets=[{{root: {tiny_synthetic}}}]", "data.crop=32", "data.batch_size=4", "data.val_fraction=0.25",
+        "model.options={widths: [4, 8, 16]}", "train.epochs=6", "train.lr=0.03", "train.threads=1",
+        "train.schedule=constant", "train.loss=bce", "method.supervision=full",
+    ])
+    out = tmp_path_factory.mktemp("full") / "run"
+    train(cfg, out, progress=False)
+    return out

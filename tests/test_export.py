@@ -6,9 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from semprior_core.config import load_config
 from semprior_core.data.dataset import ImageBank, Normalization
-from semprior_core.engine import train
 from semprior_core.export import (
     DeployModel,
     ExportConfig,
@@ -34,19 +32,9 @@ ort = pytest.importorskip("onnxruntime")
 SIZES = [(96, 96), (70, 45), (33, 97), (130, 201)]
 
 
-def tiny_cfg(root, *extra):
-    return load_config(None, [
-        f"data.datasets=[{{root: {root}}}]", "data.crop=32", "data.batch_size=4", "data.val_fraction=0.25",
-        "model.options={widths: [4, 8, 16]}", "train.epochs=6", "train.lr=0.03", "train.threads=1",
-        "train.schedule=constant", "train.loss=bce", *extra,
-    ])
-
-
 @pytest.fixture(scope="module")
-def run_dir(tiny_synthetic, tmp_path_factory):
-    out = tmp_path_factory.mktemp("export") / "run"
-    train(tiny_cfg(tiny_synthetic, "method.supervision=full"), out, progress=False)
-    return out
+def run_dir(tiny_full_run):
+    return tiny_full_run
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from scipy import ndimage
 
 from semprior_core.checkpoint import CheckpointError
 from semprior_core.data.dataset import Normalization
-from semprior_core.engine import train
 from semprior_core.export import (
     DeployModel,
     ExportConfig,
@@ -23,7 +22,7 @@ from semprior_core.io import read_image
 from semprior_core.models import create_backbone
 from semprior_core.postprocess import PostprocessConfig, Target, extract_targets
 from semprior_core.tiling import Span, TileConfig, axis_spans, plan_tiles, predict_tiled
-from tests.test_export import clear_threshold, tiny_cfg
+from tests.test_export import clear_threshold
 from workbench.infer import (
     InferConfig,
     TorchPredictor,
@@ -38,15 +37,13 @@ pytest.importorskip("onnxruntime")
 
 
 @pytest.fixture(scope="module")
-def run_dir(tiny_synthetic, tmp_path_factory):
-    out = tmp_path_factory.mktemp("infer") / "run"
-    train(tiny_cfg(tiny_synthetic, "method.supervision=full"), out, progress=False)
-    return out
+def run_dir(tiny_full_run):
+    return tiny_full_run
 
 
 @pytest.fixture(scope="module")
 def onnx_path(run_dir):
-    return export_checkpoint(run_dir / "best.pt", run_dir.parent / "student.onnx").path
+    return export_checkpoint(run_dir / "best.pt", run_dir.parent / "student-infer.onnx").path
 
 
 @pytest.fixture(scope="module")
