@@ -61,6 +61,11 @@ def uses_teacher(cfg: RunConfig) -> bool:
     return cfg.method.name == "semprior" or cfg.method.model == "teacher"
 
 
+def uses_vfm(cfg: RunConfig) -> bool:
+    """Whether a run reads frozen VFM features (a teacher whose SCAM is on, with a VFM)."""
+    return uses_teacher(cfg) and cfg.vfm.name != "none" and cfg.scam.enabled
+
+
 def features_for(cfg: RunConfig, banks: list[ImageBank]) -> list:
     """Cached VFM feature sources for ``banks`` (Nones when the run uses no VFM)."""
     if cfg.vfm.name == "none" or not cfg.scam.enabled:

@@ -50,3 +50,6 @@ def test_protocols_plan_every_run(tmp_path):
     # NUDT is absent here: 5 methods × 3 seeds + 5 ablations × 3 seeds on NUAA only
     assert len(pairs) == 30
     assert all("NUAA-SIRST" in j.run_dir.parts[-4] or j.run_dir.parts[-4] == "nuaa" for j, _ in pairs)
+    seeds = [j.seed for j, _ in pairs]
+    assert seeds == sorted(seeds)  # seed-major, so an interrupted protocol covers every method first
+    assert {j.run_dir.parts[-3] for j, _ in pairs[:10]} == {"full", "fixed", "lesps", "pal", "semprior"}

@@ -154,11 +154,60 @@ def cmd_points(args, extra) -> int:
     from semprior_core.data.catalog import make_points
     from semprior_core.data.folder import DatasetFolder
 
+    if args.data is None:
+        console.print("[red]error:[/] semprior points: give --data DIR (derive from masks), or import / export")
+        return 2
     folder = DatasetFolder.open(args.data)
     ps = make_points(folder, args.kind, args.seed)
     out = Path(args.out) if args.out else folder.root / "points" / (f"{args.kind}_seed{args.seed}.json" if args.kind == "coarse" else f"{args.kind}.json")
     ps.save(out)
     console.print(f"{ps.num_points()} {args.kind} points for {len(ps.points)} images → {out}")
+    return 0
+
+
+def cmd_points_import(args, extra) -> int:
+    from semprior_core.data.point_formats import import_points
+
+    ps = import_points(args.src, args.format)
+    ps.save(args.out)
+    negatives = sum(1 for p in ps.points.values() if not len(p))
+    console.print(f"{ps.num_points()} points for {len(ps.points)} images ({negatives} with no target) → {args.out}")
+    return 0
+
+
+def cmd_points_export(args, extra) -> int:
+    from semprior_core.data.point_formats import export_points
+    from semprior_core.data.points import PointSet
+
+    ps = PointSet.load(args.points)
+    files = export_points(ps, args.out, args.format)
+    console.print(f"{ps.num_points()} points for {len(ps.points)} images → {args.out} ({len(files)} file(s))")
+    return 0
+
+
+def cmd_annotate(args, extra) -> int:
+    from workbench.annotate import AnnotationSession, suggest
+    from workbench.annotate.app import default_paths, serve, train_command
+    from workbench.infer import image_frames
+
+    points, split = default_paths(args.images)
+    points, split = Path(args.points or points), Path(args.split or split)
+    try:
+        suggestions = None
+        if args.run:
+            frames, total = image_frames(args.images)
+            suggestions = suggest(args.run, frames, threshold=args.threshold, device=args.device, total=total,
+                                  progress=True)
+        session = AnnotationSession(args.images, points, split=split, suggestions=suggestions, order=args.order)
+        server = serve(session, host=args.host, port=args.port, show=args.show, allow_remote=args.allow_remote)
+    except (ValueError, OSError) as exc:  # bad folder or file, order without a model, port in use, remote host
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        return 2
+    p = session.progress()
+    console.print(f"annotate: {server.url} (Ctrl-C to stop) · {p.done}/{p.total} images annotated · saving to "
+                  f"{points} and {split}")
+    console.print(f"train on them: {train_command(args.images, points, split)}", highlight=False, soft_wrap=True)
+    server.wait()
     return 0
 
 
@@ -246,7 +295,7 @@ def cmd_reproduce(args, extra) -> int:
     protocol = reproduce.load_protocol(args.protocol)
     out = Path(args.out or f"runs/reproduce-{protocol.name}")
     root_dir = Path(args.root).resolve()
-    reproduce.run(protocol, out, root_dir, progress=not args.quiet, console=console)
+    reproduce.run(protocol, out, root_dir, progress=not args.quiet, console=console, jobs=args.jobs)
     md, _ = sweep.write_summary(sweep.summary_rows([out]), out)
     console.print(md.read_text())
     console.print(f"next: semprior report {out} --out docs/results.md")
@@ -260,18 +309,13 @@ def _cuda_count() -> int:
 
 
 def cmd_cache(args, extra) -> int:
-    from semprior_core.data.catalog import build_splits
-    from semprior_core.data.dataset import ImageBank
-    from semprior_core.vfm.cache import open_cache
+    from semprior_core.vfm.cache import warm_cache
 
     cfg = _config(args, extra)
-    cache = open_cache(cfg.vfm, device="cuda" if _cuda_count() else None)
+    cache = warm_cache(cfg, device="cuda" if _cuda_count() else None, progress=not args.quiet)
     if cache is None:
         raise SystemExit("semprior: vfm.name is none: nothing to cache (use --vfm.name=dinov2_vits14)")
-    splits = build_splits(cfg.data)
-    bank = ImageBank(splits.train + splits.val + splits.test)
-    cache.build((bank.image(i) for i in range(len(bank))), progress=not args.quiet)
-    console.print(f"{len(bank)} images cached in {cache.dir} ({cache.misses} computed, {cache.hits} already there)")
+    console.print(f"{cache.hits + cache.misses} images cached in {cache.dir} ({cache.misses} computed, {cache.hits} already there)")
     return 0
 
 
@@ -363,6 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("protocol", help="cpu, smoke, gpu or a protocol YAML path")
     sp.add_argument("--out", help="default runs/reproduce-<protocol>")
     sp.add_argument("--root", default=".", help="folder the protocol's relative paths start from")
+    sp.add_argument("--jobs", type=int, default=1,
+                    help="runs trained side by side on the CPU, the threads shared between them (2 on 2 cores)")
     sp.add_argument("--quiet", action="store_true")
 
     sp = add("cache", cmd_cache, "precompute frozen VFM features of every image of the configured datasets")
@@ -418,11 +464,39 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    sp = add("points", cmd_points, "derive point labels (centroid or coarse) from a dataset's masks")
-    sp.add_argument("--data", required=True)
+    sp = add("points", cmd_points, "derive point labels (centroid or coarse) from a dataset's masks; import, export")
+    sp.add_argument("--data", help="dataset folder whose masks/ give the points")
     sp.add_argument("--kind", default="centroid", choices=["centroid", "coarse"])
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--out")
+    from semprior_core.data.point_formats import FORMATS
+
+    psub = sp.add_subparsers(dest="points_cmd", metavar="{import,export}")
+    imp = psub.add_parser("import", help="convert NUAA-SIRST centroid XML, CSV or JSON points to a points file")
+    imp.add_argument("src", help="folder of <id>.xml (nuaa-xml), or one file")
+    imp.add_argument("--format", required=True, choices=FORMATS)
+    imp.add_argument("--out", required=True, help="points file to write (the format semprior train reads)")
+    imp.set_defaults(fn=cmd_points_import)
+    exp = psub.add_parser("export", help="write a points file as NUAA-SIRST centroid XML, CSV or JSON")
+    exp.add_argument("points", help="points file")
+    exp.add_argument("--format", required=True, choices=FORMATS)
+    exp.add_argument("--out", required=True, help="folder for nuaa-xml (one <id>.xml per image), else a file")
+    exp.set_defaults(fn=cmd_points_export)
+
+    sp = add("annotate", cmd_annotate, "click point labels on a folder of images (Panel app on 127.0.0.1)")
+    sp.add_argument("--images", required=True, help="image folder; as ROOT/images it trains as a dataset")
+    sp.add_argument("--points", help="points file, created or resumed (default ROOT/points/manual.json)")
+    sp.add_argument("--split", help="split file listing the annotated ids (default ROOT/splits/annotated.txt)")
+    sp.add_argument("--run", help="trained run directory (or model file): its detections become suggestions")
+    sp.add_argument("--order", default="name", choices=["name", "uncertainty"],
+                    help="image order; uncertainty (needs --run): the model's least certain images first")
+    sp.add_argument("--threshold", type=float, help="suggestion threshold (default: the model's)")
+    sp.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    sp.add_argument("--port", type=int, default=5006, help="0 = any free port")
+    sp.add_argument("--host", default="127.0.0.1")
+    sp.add_argument("--allow-remote", action="store_true",
+                    help="allow a non-loopback --host: no authentication, anyone who reaches the port edits the labels")
+    sp.add_argument("--show", action="store_true", help="open it in a browser")
 
     data = add("data", lambda a, e: data.print_help() or 2, "dataset tools")
     dsub = data.add_subparsers(dest="data_cmd")

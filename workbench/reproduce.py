@@ -67,7 +67,7 @@ def dataset_override(specs: list[dict], root_dir: Path) -> str | None:
 
 
 def plan(protocol: Protocol, out: Path, root_dir: Path) -> list[tuple[sweep.Job, object]]:
-    """(job, base config) pairs for every run of the protocol."""
+    """(job, base config) pairs for every run of the protocol, all runs of one seed before the next."""
     pairs = []
     for ds_name, specs in protocol.datasets.items():
         ds = dataset_override(specs, root_dir)
@@ -78,7 +78,8 @@ def plan(protocol: Protocol, out: Path, root_dir: Path) -> list[tuple[sweep.Job,
             ablations = protocol.ablations.get(ds_name, []) if base.method.name == "semprior" else []
             for job in sweep.plan(base, out / ds_name / method, protocol.seeds, ablations):
                 pairs.append((job, base))
-    return pairs
+    # Seed-major: an interrupted protocol has every method and dataset for its first seeds.
+    return sorted(pairs, key=lambda pair: protocol.seeds.index(pair[0].seed))
 
 
 def run_classical_baselines(protocol: Protocol, out: Path, root_dir: Path, console=None) -> list[Path]:
@@ -107,13 +108,57 @@ def run_classical_baselines(protocol: Protocol, out: Path, root_dir: Path, conso
     return dirs
 
 
-def run(protocol: Protocol, out: Path, root_dir: Path, progress: bool = True, console=None) -> list[sweep.Job]:
+def warm_caches(pairs: list[tuple[sweep.Job, object]], console=None) -> None:
+    """Build each distinct VFM feature cache once, before runs that share it train side by side."""
+    from semprior_core.configtree import apply_overrides
+    from semprior_core.engine import uses_vfm
+    from semprior_core.vfm.cache import warm_cache
+
+    seen = set()
+    for job, base in pairs:
+        cfg = apply_overrides(base, list(job.overrides))
+        key = (repr(cfg.vfm), repr(cfg.data.datasets))
+        if key in seen or not uses_vfm(cfg):
+            continue
+        seen.add(key)
+        if console is not None:
+            console.print(f"[bold]features[/] {cfg.vfm.name} for {', '.join(d.name or d.root for d in cfg.data.datasets)}")
+        warm_cache(cfg, progress=console is not None)
+
+
+def _run_one(base, job: sweep.Job, threads: int) -> str:
+    """One protocol run in a worker process, with its share of the CPU threads."""
+    job = sweep.Job(job.variant, job.seed, (*job.overrides, f"train.threads={threads}"), job.run_dir)
+    sweep.run_job(base, job, progress=False)
+    return str(job.run_dir)
+
+
+def run(protocol: Protocol, out: Path, root_dir: Path, progress: bool = True, console=None,
+        jobs: int = 1) -> list[sweep.Job]:
+    """Every run of ``protocol``; with ``jobs`` > 1, that many runs at a time in worker processes."""
     pairs = plan(protocol, out, root_dir)
     if not pairs:
         raise DataError(f"protocol {protocol.name}: none of its datasets is present under {root_dir}")
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
     run_classical_baselines(protocol, out, root_dir, console)
-    for i, (job, base) in enumerate(pairs, 1):
-        if console is not None:
-            console.print(f"[bold]{i}/{len(pairs)}[/] {job.run_dir}")
-        sweep.run_job(base, job, progress=progress)
+    if jobs == 1:
+        for i, (job, base) in enumerate(pairs, 1):
+            if console is not None:
+                console.print(f"[bold]{i}/{len(pairs)}[/] {job.run_dir}")
+            sweep.run_job(base, job, progress=progress)
+        return [job for job, _ in pairs]
+    warm_caches(pairs, console)
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = max(1, (os.cpu_count() or jobs) // jobs)
+    # spawn: a forked child would inherit the parent's torch thread pool state
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(_run_one, base, job, threads) for job, base in pairs]
+        for i, fut in enumerate(as_completed(futures), 1):
+            done = fut.result()  # re-raises a failed run's error here
+            if console is not None:
+                console.print(f"[bold]{i}/{len(pairs)}[/] done {done}")
     return [job for job, _ in pairs]

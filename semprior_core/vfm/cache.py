@@ -227,3 +227,19 @@ def open_cache(vfm_cfg: VFMConfig, device: str | torch.device | None = None) -> 
     if device is not None:
         vfm = vfm.to(device)
     return FeatureCache(vfm, vfm_cfg.layers, root=vfm_cfg.cache_dir)
+
+
+def warm_cache(cfg, device: str | torch.device | None = None, progress: bool = True) -> FeatureCache | None:
+    """Build the feature cache of every image a run config reads (train, val, test); None without a VFM.
+
+    Runs that share a cache can then train side by side without computing the same features twice.
+    """
+    from ..data.catalog import build_splits
+
+    cache = open_cache(cfg.vfm, device=device)
+    if cache is None:
+        return None
+    splits = build_splits(cfg.data)
+    bank = ImageBank(splits.train + splits.val + splits.test)
+    cache.build((bank.image(i) for i in range(len(bank))), progress=progress)
+    return cache
