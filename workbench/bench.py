@@ -90,15 +90,14 @@ def run_bench(args, console) -> list[dict]:
     if args.methods:
         import tempfile
 
-        common = ["model.options={widths: [8, 16, 32, 64]}", "data.crop=128", "train.threads=0"]
-        configs = {
-            "supervised (points, unet)": [*common, "labels.rule=fixed"],
-            "lesps (unet)": [*common, "labels.rule=lesps", "labels.start_epoch_frac=0.0", "labels.update_every=1"],
-            f"semprior (unet + {args.methods})": [*common, "method.name=semprior", f"vfm.name={args.methods}",
-                                                 "scam.stages=[1, 2, 3]"],
-        }
-        _table(console, "training images/s per method (same process, embedded synthetic data)",
-               bench_methods(configs, Path(tempfile.mkdtemp(prefix="semprior-bench-"))), md)
+        rows = []
+        for name in args.backbones or list_backbones():
+            rows += bench_methods(method_configs(name, args.methods), Path(tempfile.mkdtemp(prefix="semprior-bench-")))
+        _table(console, "training images/s per method and backbone (one process per backbone row group, "
+               "embedded synthetic data, 128² crops, batch 8)", rows, md)
+    if args.metrics_data:
+        _table(console, f"metric evaluation (IoU, nIoU, Pd, Fa) on the test split of {args.metrics_data}",
+               [bench_metrics(args.metrics_data)], md)
     if args.deploy:
         from workbench.deploy_bench import run_deploy_bench
 
@@ -109,12 +108,25 @@ def run_bench(args, console) -> list[dict]:
     return rows
 
 
+def method_configs(backbone: str, vfm: str) -> dict[str, list[str]]:
+    """Supervised, LESPS and semprior configs of one backbone; SCAM on its last three encoder stages."""
+    n_stages = len(create_backbone(backbone).feature_info)
+    options = "model.options={widths: [8, 16, 32, 64]}" if backbone == "unet" else "model.options={}"
+    common = [f"model.backbone={backbone}", options, "data.crop=128", "train.threads=0"]
+    return {
+        "supervised": [*common, "labels.rule=fixed"],
+        "lesps": [*common, "labels.rule=lesps", "labels.start_epoch_frac=0.0", "labels.update_every=1"],
+        f"semprior ({vfm})": [*common, "method.name=semprior", f"vfm.name={vfm}",
+                              f"scam.stages={list(range(max(0, n_stages - 3), n_stages))}"],
+    }
+
+
 def bench_methods(configs: dict[str, list[str]], run_root: Path, epochs: int = 1) -> list[dict]:
     """Training images/s of whole methods on the embedded synthetic data, measured in one process.
 
     Each entry trains ``epochs`` timed epochs after one warm-up epoch (which also builds the VFM
     feature cache), so the cost of a method step — teacher, student and the amortised bilevel
-    step — is compared with plain supervised training of the same backbone.
+    step, label updates included — is compared with plain supervised training of the same backbone.
     """
     from semprior_core.config import load_config
     from semprior_core.engine import Trainer
@@ -128,11 +140,37 @@ def bench_methods(configs: dict[str, list[str]], run_root: Path, epochs: int = 1
         n = 0
         for e in range(1, epochs + 1):
             n += trainer._train_epoch(e)["steps"] * cfg.data.batch_size
-        rows.append({"method": name, "train_img_s": n / (time.perf_counter() - t0)})
+        rows.append({"backbone": cfg.model.backbone, "method": name, "train_img_s": n / (time.perf_counter() - t0)})
     base = rows[0]["train_img_s"]
     for r in rows:
-        r["ratio_to_first"] = r["train_img_s"] / base
+        r["ratio_to_supervised"] = r["train_img_s"] / base
     return rows
+
+
+def bench_metrics(data_root: str, repeats: int = 3) -> dict:
+    """Seconds to score a dataset's test split (IoU, nIoU, Pd, Fa) from ready probability maps.
+
+    The predictions are the ground-truth masks shifted by one pixel, so components match and
+    miss as they would for a real detector; the network's own time is not counted.
+    """
+    from semprior_core.config import DataConfig, DatasetSpec
+    from semprior_core.data.catalog import build_splits
+    from semprior_core.data.dataset import ImageBank
+    from semprior_core.metrics import evaluate
+
+    splits = build_splits(DataConfig(datasets=[DatasetSpec(root=str(data_root))]))
+    bank = ImageBank(splits.test)
+    gts = [bank.mask(i) for i in range(len(bank))]
+    preds = [np.roll(g, 1, axis=1).astype(np.float32) for g in gts]
+    t = min(_timed_once(lambda: evaluate(preds, gts)) for _ in range(repeats))
+    return {"images": len(gts), "pixels_M": sum(g.size for g in gts) / 1e6, "seconds": t,
+            "ms_per_image": t / len(gts) * 1e3}
+
+
+def _timed_once(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def bench_teacher_features(vfm_name: str, size: int, batch: int, steps: int, n_cache: int = 8) -> dict:

@@ -528,7 +528,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--batch", type=int, default=8)
     sp.add_argument("--steps", type=int, default=5)
     sp.add_argument("--teacher", metavar="VFM", help="also time the SCAM teacher with cached vs live VFM features")
-    sp.add_argument("--methods", metavar="VFM", help="also time whole methods (supervised, LESPS, semprior with VFM)")
+    sp.add_argument("--methods", metavar="VFM", help="also time whole methods (supervised, LESPS, semprior with VFM) per backbone")
+    sp.add_argument("--metrics-data", metavar="DIR", help="also time the metrics on this dataset's test split (e.g. NUDT-SIRST)")
     sp.add_argument("--deploy", action="store_true",
                     help="also time the deployed student (PyTorch, TorchScript, onnxruntime fp32/fp16/int8) at 256², 640×512, 1920×1080")
     sp.add_argument("--checkpoint", help="with --deploy: time this checkpoint's student (default: an untrained backbone)")
