@@ -5,7 +5,7 @@ import pytest
 from semprior_core.config import load_config
 from semprior_core.engine import train
 from semprior_core.evaluate import evaluate_run
-from workbench.results import build_report, collect
+from workbench.results import Entry, build_report, collect, targets
 
 BASE = ["data.crop=32", "data.batch_size=4", "data.val_fraction=0.25", "model.options={widths: [4, 8, 16]}",
         "train.epochs=2", "train.threads=1", "labels.start_epoch_frac=0.0", "labels.update_every=1"]
@@ -46,5 +46,25 @@ def test_report_tables_and_figures(runs, tmp_path):
     assert "| full supervision | student | 2 | 2 |" in text  # 2 seeds, 2 epochs
     assert "| lesps | student | 2 | 2 |" in text and "IoU / full" in text
     assert "semprior student vs" in text and "| lesps (student) |" in text  # paired significance rows
+    assert "### Targets" in text and "| IoU ≥ LESPS + 5 |" in text
+    assert "![examples](figures/tiny/examples.png)" in text
     figs = list((tmp_path / "docs" / "figures").rglob("*.png"))
     assert figs and all(f"figures/tiny/{f.name}" in text for f in figs)
+
+
+def _entry(method: str, ious: list[float], model: str = "student") -> Entry:
+    return Entry("d", method, model, evals=[{"row": {"IoU": v}} for v in ious])
+
+
+def test_targets_report_each_gap_met_or_not():
+    rows = targets([_entry("semprior", [30.0, 32.0]), _entry("lesps", [20.0, 30.0]), _entry("pal", [33.0, 33.0]),
+                    _entry("full supervision", [34.0, 34.0]), _entry("semprior [vfm=random_vit]", [25.0, 25.0]),
+                    _entry("semprior [scam=off]", [30.5, 31.5])])
+    text = "\n".join(rows)
+    assert "| IoU ≥ LESPS + 5 | met | semprior − LESPS = +6.00 IoU |" in text
+    assert "| std over seeds ≤ LESPS's | met | 1.41 vs 7.07 |" in text
+    assert "| IoU > PAL | **not met** | semprior − PAL = -2.00 IoU |" in text
+    assert "| IoU ≥ 0.9 × full supervision | met | ratio 0.91 |" in text
+    assert "| [vfm=random_vit] below the full method | met |" in text
+    assert "| [scam=off] below the full method | **not met** |" in text  # a 0.0 gap is within the spread
+    assert targets([_entry("lesps", [1.0])]) == []  # nothing to check without a semprior student

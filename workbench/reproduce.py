@@ -108,7 +108,7 @@ def run_classical_baselines(protocol: Protocol, out: Path, root_dir: Path, conso
     return dirs
 
 
-def warm_caches(pairs: list[tuple[sweep.Job, object]], console=None) -> None:
+def warm_caches(pairs: list[tuple[sweep.Job, object]], progress: bool = True, console=None) -> None:
     """Build each distinct VFM feature cache once, before runs that share it train side by side."""
     from semprior_core.configtree import apply_overrides
     from semprior_core.engine import uses_vfm
@@ -123,7 +123,7 @@ def warm_caches(pairs: list[tuple[sweep.Job, object]], console=None) -> None:
         seen.add(key)
         if console is not None:
             console.print(f"[bold]features[/] {cfg.vfm.name} for {', '.join(d.name or d.root for d in cfg.data.datasets)}")
-        warm_cache(cfg, progress=console is not None)
+        warm_cache(cfg, progress=progress)
 
 
 def _run_one(base, job: sweep.Job, threads: int) -> str:
@@ -148,7 +148,7 @@ def run(protocol: Protocol, out: Path, root_dir: Path, progress: bool = True, co
                 console.print(f"[bold]{i}/{len(pairs)}[/] {job.run_dir}")
             sweep.run_job(base, job, progress=progress)
         return [job for job, _ in pairs]
-    warm_caches(pairs, console)
+    warm_caches(pairs, progress, console)
     import multiprocessing as mp
     import os
     from concurrent.futures import ProcessPoolExecutor, as_completed

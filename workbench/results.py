@@ -8,8 +8,9 @@ from run directories only (never a number the runs did not produce).
 - Paired significance of the semprior student against every other method of the same dataset:
   a bootstrap over test images of the dataset-IoU difference (seeds pooled per image) and a
   Wilcoxon signed-rank test on per-image IoU (:mod:`semprior_core.significance`).
+- The project's targets (semprior vs LESPS, PAL, full supervision, and each ablation), met or not.
 - Figures referenced from the markdown: validation curves, pseudo-mask quality over label updates,
-  cluster-weight trajectories, example predictions.
+  cluster-weight trajectories, example predictions on test images drawn by a seeded permutation.
 """
 
 from __future__ import annotations
@@ -148,6 +149,74 @@ def significance(entries: list[Entry], seed: int = 0) -> list[str]:
     return lines
 
 
+def _mean(e: Entry, metric: str = "IoU") -> float:
+    return statistics.fmean(e.values(metric))
+
+
+def _std(e: Entry, metric: str = "IoU") -> float:
+    return statistics.stdev(e.values(metric)) if len(e.evals) > 1 else 0.0
+
+
+def targets(entries: list[Entry]) -> list[str]:
+    """The project's targets checked against this dataset's numbers, met or not, each with the gap.
+
+    Targets (same budget, same seeds): semprior student IoU ≥ LESPS + 5 points and > PAL, with a
+    std over seeds no larger than LESPS's; ≥ 0.9 × full supervision; each ablation below the full method.
+    """
+    def cell(method: str, model: str = "student") -> Entry | None:
+        return next((e for e in entries if e.method == method and e.model == model), None)
+
+    sp = cell("semprior")
+    if sp is None:
+        return []
+    rows = []
+
+    def check(name: str, ok: bool, detail: str) -> None:
+        rows.append(f"| {name} | {'met' if ok else '**not met**'} | {detail} |")
+
+    lesps, pal = cell("lesps"), cell("pal")
+    full = cell("full supervision")
+    if lesps is not None:
+        gap = _mean(sp) - _mean(lesps)
+        check("IoU ≥ LESPS + 5", gap >= 5, f"semprior − LESPS = {gap:+.2f} IoU")
+        check("std over seeds ≤ LESPS's", _std(sp) <= _std(lesps), f"{_std(sp):.2f} vs {_std(lesps):.2f}")
+    if pal is not None:
+        gap = _mean(sp) - _mean(pal)
+        check("IoU > PAL", gap > 0, f"semprior − PAL = {gap:+.2f} IoU")
+    if full is not None:
+        ratio = _mean(sp) / max(_mean(full), 1e-9)
+        check("IoU ≥ 0.9 × full supervision", ratio >= 0.9, f"ratio {ratio:.2f}")
+    for e in sorted(entries, key=_order):
+        if e.method.startswith("semprior [") and e.model == "student":
+            gap = _mean(sp) - _mean(e)
+            spread = max(_std(sp), _std(e))
+            check(f"{e.method[len('semprior '):]} below the full method", gap > spread,
+                  f"full − ablation = {gap:+.2f} IoU (largest std of the two {spread:.2f})")
+    if not rows:
+        return []
+    return ["| target (semprior student) | status | measured |", "|---|---|---|", *rows]
+
+
+def examples(entries: list[Entry], out_dir: Path, rel_to: Path, n: int = 4) -> list[str]:
+    """Test images drawn by a seeded permutation, with every method's first-seed student detections."""
+    from workbench.inspect.figures import predictions_figure
+    from workbench.inspect.predictions import example_keys, example_predictions
+
+    runs = {e.method: e.runs[0].path for e in sorted(entries, key=_order)
+            if e.model == "student" and e.runs[0].info().get("kind") != "classical"}
+    if not runs:
+        return []
+    keys = example_keys(next(iter(runs.values())), n)
+    fig = predictions_figure(example_predictions(runs, keys))
+    path = out_dir / "examples.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return [f"Test images drawn by a seeded permutation (not chosen by result); each method's first seed, "
+            f"student, detections at p > 0.5 in orange, ground truth outlined in cyan.", "",
+            f"![examples]({path.relative_to(rel_to)})"]
+
+
 def figures(entries: list[Entry], out_dir: Path, rel_to: Path) -> list[str]:
     """One figure set per method (its first seed's run): curves, label quality, cluster weights."""
     from workbench.inspect.clusters import cluster_weights
@@ -203,11 +272,16 @@ def build_report(paths: list[str | Path], out: Path, command: str, with_figures:
         lines.append("No evaluated runs were found (run `semprior eval --run RUN --split test` first).")
     for dataset, entries in sorted(data.items()):
         lines += [f"## {dataset}", "", *table(entries), ""]
+        goals = targets(entries)
+        if goals:
+            lines += ["### Targets", "", *goals, ""]
         sig = significance(entries)
         if sig:
             lines += ["### Paired significance (bootstrap over test images, seeds pooled per image)", "", *sig, ""]
         if with_figures:
-            lines += ["### Figures", "", *figures(entries, out.parent / "figures" / dataset, out.parent), ""]
+            fig_dir = out.parent / "figures" / dataset
+            lines += ["### Example predictions", "", *examples(entries, fig_dir, out.parent), ""]
+            lines += ["### Figures", "", *figures(entries, fig_dir, out.parent), ""]
     return atomic_write_text(out, "\n".join(lines) + "\n")
 
 

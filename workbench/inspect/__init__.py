@@ -12,6 +12,7 @@ from .compare import compare_runs, expand_runs, format_mean_std
 from .handle import RunHandle, default_run_path, open_run
 from .labels import image_label_history, label_frame, label_images, label_quality, label_updates
 from .overview import curves, metrics_table
+from .predictions import example_keys, example_predictions
 from .scam import scam_maps, scam_toggle
 
 __all__ = [
@@ -24,6 +25,8 @@ __all__ = [
     "curves",
     "default_run_path",
     "default_target",
+    "example_keys",
+    "example_predictions",
     "expand_runs",
     "format_mean_std",
     "image_label_history",
