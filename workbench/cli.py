@@ -295,7 +295,8 @@ def cmd_reproduce(args, extra) -> int:
     protocol = reproduce.load_protocol(args.protocol)
     out = Path(args.out or f"runs/reproduce-{protocol.name}")
     root_dir = Path(args.root).resolve()
-    reproduce.run(protocol, out, root_dir, progress=not args.quiet, console=console, jobs=args.jobs)
+    reproduce.run(protocol, out, root_dir, progress=not args.quiet, console=console, jobs=args.jobs,
+                  gpus=_cuda_count())
     md, _ = sweep.write_summary(sweep.summary_rows([out]), out)
     console.print(md.read_text())
     console.print(f"next: semprior report {out} --out docs/results.md")
@@ -408,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", help="default runs/reproduce-<protocol>")
     sp.add_argument("--root", default=".", help="folder the protocol's relative paths start from")
     sp.add_argument("--jobs", type=int, default=1,
-                    help="runs trained side by side on the CPU, the threads shared between them (2 on 2 cores)")
+                    help="runs trained side by side: one per GPU where there are enough, else sharing the CPU threads")
     sp.add_argument("--quiet", action="store_true")
 
     sp = add("cache", cmd_cache, "precompute frozen VFM features of every image of the configured datasets")

@@ -126,6 +126,13 @@ def warm_caches(pairs: list[tuple[sweep.Job, object]], progress: bool = True, co
         warm_cache(cfg, progress=progress)
 
 
+def _pin_gpu(queue) -> None:
+    """Worker initialiser: one visible GPU per worker, set before the worker first touches CUDA."""
+    import os
+
+    os.environ["CUDA_VISIBLE_DEVICES"] = str(queue.get())
+
+
 def _run_one(base, job: sweep.Job, threads: int) -> str:
     """One protocol run in a worker process, with its share of the CPU threads."""
     job = sweep.Job(job.variant, job.seed, (*job.overrides, f"train.threads={threads}"), job.run_dir)
@@ -134,8 +141,9 @@ def _run_one(base, job: sweep.Job, threads: int) -> str:
 
 
 def run(protocol: Protocol, out: Path, root_dir: Path, progress: bool = True, console=None,
-        jobs: int = 1) -> list[sweep.Job]:
-    """Every run of ``protocol``; with ``jobs`` > 1, that many runs at a time in worker processes."""
+        jobs: int = 1, gpus: int = 0) -> list[sweep.Job]:
+    """Every run of ``protocol``; with ``jobs`` > 1, that many runs at a time in worker processes
+    (each pinned to its own GPU when ``gpus`` ≥ ``jobs``, else sharing the CPU threads)."""
     pairs = plan(protocol, out, root_dir)
     if not pairs:
         raise DataError(f"protocol {protocol.name}: none of its datasets is present under {root_dir}")
@@ -153,9 +161,15 @@ def run(protocol: Protocol, out: Path, root_dir: Path, progress: bool = True, co
     import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
+    ctx = mp.get_context("spawn")  # a forked child would inherit the parent's torch and CUDA state
     threads = max(1, (os.cpu_count() or jobs) // jobs)
-    # spawn: a forked child would inherit the parent's torch thread pool state
-    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+    init = {}
+    if gpus >= jobs:
+        queue = ctx.Queue()
+        for gpu in range(jobs):
+            queue.put(gpu)
+        init = {"initializer": _pin_gpu, "initargs": (queue,)}
+    with ProcessPoolExecutor(jobs, mp_context=ctx, **init) as pool:
         futures = [pool.submit(_run_one, base, job, threads) for job, base in pairs]
         for i, fut in enumerate(as_completed(futures), 1):
             done = fut.result()  # re-raises a failed run's error here
