@@ -53,3 +53,32 @@ def test_protocols_plan_every_run(tmp_path):
     seeds = [j.seed for j, _ in pairs]
     assert seeds == sorted(seeds)  # seed-major, so an interrupted protocol covers every method first
     assert {j.run_dir.parts[-3] for j, _ in pairs[:10]} == {"full", "fixed", "lesps", "pal", "semprior"}
+
+
+def test_reproduce_with_two_workers_trains_and_evaluates_every_run(tiny_synthetic, tmp_path):
+    import json
+
+    import yaml
+
+    from workbench import reproduce
+
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump({
+        "data": {"crop": 32, "batch_size": 4, "val_fraction": 0.25},
+        "model": {"options": {"widths": [4, 8, 16]}},
+        "train": {"epochs": 1, "threads": 1},
+        "vfm": {"name": "contrast", "layers": [1]},
+        "scam": {"stages": [1], "vfm_layers": [1]},
+    }))
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump({
+        "base": "base.yaml", "seeds": [0, 1],
+        "datasets": {"tiny": {"root": str(tiny_synthetic), "name": "tiny"}},
+        "methods": {"lesps": ["labels.rule=lesps"], "semprior": ["method.name=semprior"]},
+    }))
+    protocol = reproduce.load_protocol(str(tmp_path / "p.yaml"))
+    jobs = reproduce.run(protocol, tmp_path / "out", tmp_path, progress=False, jobs=2)
+    assert len(jobs) == 4
+    for job in jobs:
+        evals = [json.loads(p.read_text()) for p in (job.run_dir / "eval").glob("*.json")]
+        expected = {"student", "teacher"} if "semprior" in job.run_dir.parts else {"student"}
+        assert {e["model"] for e in evals if e["split"] == "test"} == expected
+        assert (job.run_dir / "best.pt").exists()
