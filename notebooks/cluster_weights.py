@@ -26,25 +26,22 @@ def _():
     import marimo as mo
 
     import workbench.inspect as wi
+    from workbench import notebook as nb
     from workbench.inspect import figures
 
-    return figures, mo, wi
+    return figures, mo, nb, wi
 
 
 @app.cell
-def _(mo, wi):
-    run_path = mo.ui.text(value=wi.default_run_path(), label="run directory", full_width=True)
+def _(mo, nb):
+    run_path = nb.run_path_input(mo)
     mo.output.replace(run_path)
     return (run_path,)
 
 
 @app.cell
-def _(mo, run_path, wi):
-    from pathlib import Path
-
-    mo.stop(not (Path(run_path.value) / "config.yaml").is_file(),
-            mo.md(f"`{run_path.value}` is not a run directory: train one with `semprior demo`."))
-    run = wi.open_run(run_path.value)
+def _(mo, nb, run_path, wi):
+    run = nb.open_run_or_stop(mo, run_path.value)
     summary = wi.cluster_summary(run)
     mo.stop(not summary, mo.md(f"`{run.name}` has no clusters: only `--method semprior` runs reweight clusters."))
     return run, summary

@@ -25,14 +25,15 @@ def _():
 
     import workbench.inspect as wi
     from workbench import live
+    from workbench import notebook as nb
     from workbench.inspect import figures
 
-    return figures, live, mo, wi
+    return figures, live, mo, nb, wi
 
 
 @app.cell
-def _(mo, wi):
-    run_path = mo.ui.text(value=wi.default_run_path(), label="run directory", full_width=True)
+def _(mo, nb):
+    run_path = nb.run_path_input(mo)
     overrides = mo.ui.text(value="", label="overrides (section.key=value, space separated)", full_width=True)
     mo.vstack([run_path, overrides])
     return overrides, run_path

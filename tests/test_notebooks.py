@@ -115,3 +115,28 @@ def test_live_training_stops_and_resumes(tiny_run, tmp_path):  # noqa: F811
     assert done.state == "finished" and done.returncode == 0, done.log_tail
     assert [r["epoch"] for r in done.history] == list(range(1, k + 2))  # no epoch lost or repeated
     assert done.epochs == k + 1 and done.progress == 1.0
+
+
+class _Stopped(Exception):
+    pass
+
+
+class _FakeMarimo:
+    """Just what workbench.notebook uses of marimo: stop() halts the cell, md() wraps text."""
+
+    @staticmethod
+    def stop(condition, output=None):
+        if condition:
+            raise _Stopped(output)
+
+    @staticmethod
+    def md(text):
+        return text
+
+
+def test_notebook_helper_opens_a_run_or_stops_with_a_hint(tiny_run, tmp_path):  # noqa: F811
+    from workbench.notebook import open_run_or_stop
+
+    assert open_run_or_stop(_FakeMarimo, str(tiny_run)).networks() == ["student", "teacher"]
+    with pytest.raises(_Stopped, match="is not a run directory: train one with `semprior demo`"):
+        open_run_or_stop(_FakeMarimo, str(tmp_path))
