@@ -181,10 +181,13 @@ class Trainer:
             self._write_run_files()
 
     # -- run directory -------------------------------------------------------------------
-    def _write_run_files(self) -> None:
+    def _write_config(self) -> None:
         import yaml
 
         atomic_write_text(self.run_dir / "config.yaml", yaml.safe_dump(config_dict(self.cfg), sort_keys=False))
+
+    def _write_run_files(self) -> None:
+        self._write_config()
         env = environment() | {"device": str(self.device), "seed": self.cfg.train.seed, "world_size": self.world}
         atomic_write_json(self.run_dir / "environment.json", env)
         for name in ("train", "val", "test"):
@@ -232,6 +235,9 @@ class Trainer:
             self.val_supervision.load_state_dict(ckpt["val_supervision"])
         self.history, self.best, self.epoch = ckpt["history"], ckpt["best"], ckpt["epoch"]
         if self.rank == 0:
+            # A resume may change compatible fields (more epochs, another eval cadence): the run
+            # directory must describe what the run now is.
+            self._write_config()
             # Lines appended after the last complete checkpoint belong to lost work.
             lines = "".join(_json_line(r) for r in self.history)
             atomic_write_text(self.run_dir / "metrics.jsonl", lines)

@@ -90,6 +90,15 @@ def test_resume_equals_uninterrupted(tiny_synthetic, tmp_path, monkeypatch, rule
     assert ha.epochs == hb.epochs and len(ha) >= 2
 
 
+def test_resume_with_more_epochs_rewrites_the_config(tiny_synthetic, tmp_path):
+    import yaml
+
+    train(tiny_cfg(tiny_synthetic, "train.epochs=1"), tmp_path / "run", progress=False)
+    hist = train(tiny_cfg(tiny_synthetic, "train.epochs=2"), tmp_path / "run", resume=True, progress=False)
+    assert [r["epoch"] for r in hist] == [1, 2]
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["train"]["epochs"] == 2
+
+
 def test_existing_run_is_not_overwritten(tiny_synthetic, tmp_path):
     cfg = tiny_cfg(tiny_synthetic, "train.epochs=1")
     train(cfg, tmp_path / "run", progress=False)
