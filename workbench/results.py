@@ -212,8 +212,8 @@ def examples(entries: list[Entry], out_dir: Path, rel_to: Path, n: int = 4) -> l
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(fig)
-    return [f"Test images drawn by a seeded permutation (not chosen by result); each method's first seed, "
-            f"student, detections at p > 0.5 in orange, ground truth outlined in cyan.", "",
+    return ["Test images drawn by a seeded permutation (not chosen by result); each method's first seed, "
+            "student, detections at p > 0.5 in orange, ground truth outlined in cyan.", "",
             f"![examples]({path.relative_to(rel_to)})"]
 
 

@@ -28,7 +28,7 @@ from bokeh.plotting import figure
 from panel.reactive import ReactiveHTML
 
 from semprior_core.io import DataError
-from workbench.dashboard.app import DashboardServer, _wait_listening, bindable_port, is_loopback
+from workbench.dashboard.app import DashboardServer, check_host, serve_page
 
 from .contrast import VIEWS, display
 from .session import AnnotationSession
@@ -219,15 +219,8 @@ def serve(session: AnnotationSession, host: str = "127.0.0.1", port: int = 0, sh
     """Serve the annotator of ``session`` at ``http://host:port/`` from a background thread (``port=0``: any
     free port). Hosts other than loopback need ``allow_remote=True``: anyone reaching the port can read the
     images and change the labels. ``.wait()`` blocks, ``.stop()`` ends."""
-    if not allow_remote and not is_loopback(host):
-        raise ValueError(f"{host!r} is not a loopback address: serving there lets the network read the images and "
-                         "edit the labels; pass allow_remote=True (--allow-remote) if that is intended")
-    port = bindable_port(host, port)
-    origins = ["*"] if allow_remote else [f"{h}:{port}" for h in ("localhost", "127.0.0.1", host)]
-    thread = pn.serve({"/": lambda: build_app(session)}, port=port, address=host, websocket_origin=origins,
-                      show=show, threaded=True, title="semprior annotate", verbose=False)
-    _wait_listening("127.0.0.1" if host in ("0.0.0.0", "::") else host, port, thread)
-    return DashboardServer(f"http://{host}:{port}/", port, thread)
+    check_host(host, allow_remote, "lets the network read the images and edit the labels")
+    return serve_page(lambda: build_app(session), "semprior annotate", host, port, show, allow_remote)
 
 
 def default_paths(images: str | Path) -> tuple[Path, Path]:

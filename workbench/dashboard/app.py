@@ -351,14 +351,25 @@ def serve(run_dirs: Iterable[str | Path], host: str = "127.0.0.1", port: int = 0
     thread (``port=0``: a free port). Hosts other than loopback need ``allow_remote=True``: see the module
     docstring for what that exposes. Call ``.wait()`` on the result to block, ``.stop()`` to end."""
     run_dirs = [Path(p) for p in run_dirs]
-    if not allow_remote and not is_loopback(host):
-        raise ValueError(f"{host!r} is not a loopback address: serving there exposes the runs to the network; "
-                         "pass allow_remote=True (--allow-remote) if that is intended")
+    check_host(host, allow_remote, "exposes the runs to the network")
     DashboardState(run_dirs)  # fail here, not in the browser, when there is no run
+    return serve_page(lambda: build_app(run_dirs), "semprior dashboard", host, port, show, allow_remote)
+
+
+def check_host(host: str, allow_remote: bool, exposure: str) -> None:
+    """Refuse a non-loopback ``host`` unless remote access is explicit; ``exposure`` says what it would expose."""
+    if not allow_remote and not is_loopback(host):
+        raise ValueError(f"{host!r} is not a loopback address: serving there {exposure}; "
+                         "pass allow_remote=True (--allow-remote) if that is intended")
+
+
+def serve_page(build, title: str, host: str, port: int, show: bool, allow_remote: bool) -> DashboardServer:
+    """Serve the Panel page ``build()`` (one per browser session) from a background thread; returns once
+    the port accepts connections. Websocket origins are the loopback names unless remote access is allowed."""
     port = bindable_port(host, port)
     origins = ["*"] if allow_remote else [f"{h}:{port}" for h in ("localhost", "127.0.0.1", host)]
-    thread = pn.serve({"/": lambda: build_app(run_dirs)}, port=port, address=host, websocket_origin=origins,
-                      show=show, threaded=True, title="semprior dashboard", verbose=False)
+    thread = pn.serve({"/": build}, port=port, address=host, websocket_origin=origins,
+                      show=show, threaded=True, title=title, verbose=False)
     _wait_listening("127.0.0.1" if host in ("0.0.0.0", "::") else host, port, thread)
     return DashboardServer(f"http://{host}:{port}/", port, thread)
 
