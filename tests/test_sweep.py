@@ -82,3 +82,20 @@ def test_reproduce_with_two_workers_trains_and_evaluates_every_run(tiny_syntheti
         expected = {"student", "teacher"} if "semprior" in job.run_dir.parts else {"student"}
         assert {e["model"] for e in evals if e["split"] == "test"} == expected
         assert (job.run_dir / "best.pt").exists()
+
+
+def test_gpu_protocol_plans_dnanet_and_acm_students(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    root = tmp_path / "repo"
+    (root / "configs").mkdir(parents=True)
+    shutil.copy(Path(__file__).resolve().parents[1] / "configs" / "base_cpu.yaml", root / "configs" / "base_cpu.yaml")
+    (root.parent / "shared" / "data" / "NUAA-SIRST").mkdir(parents=True)
+    pairs = plan(load_protocol("gpu"), tmp_path / "out", root)  # validates every override on the way
+    backbones = {j.run_dir.parts[-3]: b.model.backbone for j, b in pairs}
+    assert {m for m, bb in backbones.items() if bb == "acm"} == {"full-acm", "fixed-acm", "lesps-acm", "pal-acm",
+                                                                 "semprior-acm"}
+    assert {m for m, bb in backbones.items() if bb == "dnanet"} == {"full", "fixed", "lesps", "pal", "semprior"}
+    # NUAA alone and the union (only NUAA present here): 10 methods × 3 seeds each, ablations on NUAA for both students
+    assert len(pairs) == 30 + 30 + 2 * 5 * 3
