@@ -41,9 +41,9 @@ def _count_calls(monkeypatch, vfm) -> list[int]:
     calls: list[int] = []
     original = vfm.forward
 
-    def spy(images, layers):
+    def spy(images, layers, **kw):
         calls.append(images.shape[0])
-        return original(images, layers)
+        return original(images, layers, **kw)
 
     monkeypatch.setattr(vfm, "forward", spy)
     return calls

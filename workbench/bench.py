@@ -210,7 +210,7 @@ def bench_teacher_features(vfm_name: str, size: int, batch: int, steps: int, n_c
         step([torch.stack([apply_features(f[i].float(), g, (size, size)) for f in feats]) for i in range(len(cfg.vfm.layers))])
 
     def live():
-        out = cache.vfm(x, cfg.vfm.layers).features
+        out = cache.vfm(x, cfg.vfm.layers, pooled=False).features
         step([torch.stack([apply_features(o[b], g, (size, size)) for b in range(len(o))]) for o in out])
 
     t_cached, t_live = _timed(cached, steps), _timed(live, steps)

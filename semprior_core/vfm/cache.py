@@ -160,7 +160,7 @@ class FeatureCache:
         """Run the VFM on images of one shape as a batch; write one file per image."""
         batch = torch.from_numpy(np.stack(images)[:, None]).to(_vfm_device(self.vfm))
         with torch.no_grad():
-            out = self.vfm(batch, self.layers).features
+            out = self.vfm(batch, self.layers, pooled=False).features
         self._write_meta()
         results = []
         for b, key in enumerate(keys):

@@ -102,7 +102,7 @@ class ContrastVFM(FrozenVFM):
     """Same interface as the ViT backends; every requested layer gets the same maps."""
 
     @torch.no_grad()
-    def forward(self, images: Tensor, layers: Sequence[int]) -> VFMOutput:
+    def forward(self, images: Tensor, layers: Sequence[int], pooled: bool = True) -> VFMOutput:
         wanted = list(layers)
         if not wanted or any(not 1 <= i <= self.num_layers for i in wanted):
             raise ValueError(
@@ -114,7 +114,7 @@ class ContrastVFM(FrozenVFM):
             )
         h, w = vfm_input_hw(images.shape[-2], images.shape[-1], self.input_size, self.patch_size)
         maps = self.encoder(images, (h // self.patch_size, w // self.patch_size))
-        return VFMOutput(features=[maps] * len(wanted), pooled=maps.mean(dim=(2, 3)))
+        return VFMOutput(features=[maps] * len(wanted), pooled=maps.mean(dim=(2, 3)) if pooled else None)
 
 
 @register_vfm("contrast")

@@ -15,7 +15,7 @@ from .vit import VisionTransformer
 @dataclass(frozen=True)
 class VFMOutput:
     features: list[Tensor]  # one (B, C, h, w) patch-feature map per requested layer, in request order
-    pooled: Tensor  # (B, C) class token of the final normed output
+    pooled: Tensor | None  # (B, C) class token of the final normed output; None when not asked for
 
 
 class FrozenVFM(nn.Module):
@@ -57,16 +57,17 @@ class FrozenVFM(nn.Module):
         return super().train(False)  # a frozen feature extractor has no training mode
 
     @torch.no_grad()
-    def forward(self, images: Tensor, layers: Sequence[int]) -> VFMOutput:
+    def forward(self, images: Tensor, layers: Sequence[int], pooled: bool = True) -> VFMOutput:
         """images: (B, 1, H, W) floats in [0, 1]; layers: 1-based block indices (1..num_layers).
+        ``pooled=False`` skips the blocks after the last requested layer (the feature cache needs no class token).
 
         Features are the residual-stream outputs of those blocks (before the final norm), patch tokens only,
         on a grid covering the whole image resized per :func:`semprior_core.vfm.preprocess.vfm_input_hw`.
         Images are cast to the weights' dtype; they must be on the weights' device.
         """
         x = preprocess(images, self.input_size, self.patch_size).to(self.encoder.cls_token.dtype)
-        features, pooled = self.encoder(x, layers)
-        return VFMOutput(features=features, pooled=pooled)
+        features, cls = self.encoder(x, layers, pooled=pooled)
+        return VFMOutput(features=features, pooled=cls)
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, weights_id={self.weights_id!r}, input_size={self.input_size}"

@@ -171,11 +171,12 @@ class VisionTransformer(nn.Module):
             patch_pos = grid.permute(0, 2, 3, 1).reshape(1, h * w, c).to(self.pos_embed.dtype)
         return torch.cat([cls_pos, patch_pos], dim=1)
 
-    def forward(self, x: Tensor, layers: Sequence[int]) -> tuple[list[Tensor], Tensor]:
+    def forward(self, x: Tensor, layers: Sequence[int], pooled: bool = True) -> tuple[list[Tensor], Tensor | None]:
         """x: (B, 3, H, W) normalised, H and W multiples of the patch size; layers: 1-based block indices.
 
         Returns ([(B, C, h, w) residual-stream output of each requested block, in request order, patch
-        tokens only, before the final norm], (B, C) class token of the final normed output).
+        tokens only, before the final norm], (B, C) class token of the final normed output). With
+        ``pooled=False`` the blocks after the last requested one are skipped and the class token is None.
         """
         wanted = list(layers)
         if not wanted or any(not 1 <= i <= self.cfg.depth for i in wanted):
@@ -197,13 +198,15 @@ class VisionTransformer(nn.Module):
             regs = self.register_tokens.expand(b, -1, -1)
             tokens = torch.cat([tokens[:, :1], regs, tokens[:, 1:]], dim=1)
         outputs: dict[int, Tensor] = {}
-        for i, block in enumerate(self.blocks, start=1):
+        last = self.cfg.depth if pooled else max(wanted)
+        for i, block in enumerate(self.blocks[:last], start=1):
             tokens = block(tokens, rope)
             if i in wanted:
                 patches = tokens[:, self.cfg.num_prefix_tokens :]
                 outputs[i] = patches.transpose(1, 2).reshape(b, c, h, w)
-        pooled = self.norm(tokens[:, 0])  # LayerNorm is per token, so norming only the class token is exact
-        return [outputs[i] for i in wanted], pooled
+        # LayerNorm is per token, so norming only the class token is exact
+        cls = self.norm(tokens[:, 0]) if pooled else None
+        return [outputs[i] for i in wanted], cls
 
 
 def random_vit(cfg: ViTConfig, *, seed: int, layerscale_init: float) -> VisionTransformer:
