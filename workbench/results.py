@@ -109,8 +109,8 @@ def _order(e: Entry) -> tuple:
 
 
 def table(entries: list[Entry]) -> list[str]:
-    lines = ["| method | network | seeds | epochs | IoU | nIoU | Pd | Fa ×10⁻⁶ | IoU / full | note |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| method | network | seeds | epochs | chosen at | IoU | nIoU | Pd | Fa ×10⁻⁶ | IoU / full | note |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     full = next((e for e in entries if e.method == "full supervision"), None)
     for e in sorted(entries, key=_order):
         cells = []
@@ -120,7 +120,7 @@ def table(entries: list[Entry]) -> list[str]:
         ratio = "–"
         if full is not None and e is not full:
             ratio = f"{statistics.fmean(e.values('IoU')) / max(statistics.fmean(full.values('IoU')), 1e-9):.2f}"
-        lines.append(f"| {e.method} | {e.model} | {len(e.evals)} | {_epochs(e)} | " + " | ".join(cells)
+        lines.append(f"| {e.method} | {e.model} | {len(e.evals)} | {_epochs(e)} | {_chosen(e)} | " + " | ".join(cells)
                      + f" | {ratio} | {e.note} |")
     return lines
 
@@ -130,6 +130,14 @@ def _epochs(e: Entry) -> str:
     if e.runs[0].info().get("kind") == "classical":
         return "–"
     return ", ".join(sorted({str(r.config().train.epochs) for r in e.runs}))
+
+
+def _chosen(e: Entry) -> str:
+    """Epoch of each seed's validation-selected checkpoint: the last epoch means it was still improving."""
+    epochs = [ev.get("epoch") for ev in e.evals]
+    if e.runs[0].info().get("kind") == "classical" or any(ep is None for ep in epochs):
+        return "–"
+    return ", ".join(str(ep) for ep in epochs)
 
 
 def significance(entries: list[Entry], seed: int = 0) -> list[str]:
