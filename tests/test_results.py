@@ -43,6 +43,7 @@ def test_report_tables_and_figures(runs, tmp_path):
     out = build_report([runs], tmp_path / "docs" / "results.md", "semprior report test")
     text = out.read_text()
     assert "test split" in text and "validation split" in text
+    assert "runs trained at commit `" in text
     assert "| full supervision | student | 2 | 2 | " in text  # 2 seeds, 2 epochs
     assert "| lesps | student | 2 | 2 | " in text and "IoU / full" in text
     chosen = [line.split(" | ")[4] for line in text.splitlines() if line.startswith("| lesps | student")]

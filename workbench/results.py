@@ -270,10 +270,23 @@ def machine() -> str:
             f"{'CUDA ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'}")
 
 
+def run_commits(data: dict[str, list[Entry]]) -> str:
+    """The git commits the runs were trained at (from each run's environment.json)."""
+    commits = set()
+    for entries in data.values():
+        for e in entries:
+            for run in e.runs:
+                env = run.path / "environment.json"
+                commit = json.loads(env.read_text()).get("git_commit") if env.is_file() else None
+                commits.add((commit or "unknown")[:7])
+    return ", ".join(f"`{c}`" for c in sorted(commits)) or "–"
+
+
 def build_report(paths: list[str | Path], out: Path, command: str, with_figures: bool = True, note: str = "") -> Path:
     data = collect(paths)
     out = Path(out)
-    lines = ["# Results", "", f"Produced by `{command}` ({machine()}).", "", *([note, ""] if note else []),
+    lines = ["# Results", "", f"Produced by `{command}` ({machine()}); runs trained at commit {run_commits(data)}.", "",
+             *([note, ""] if note else []),
              "Every number is on the **test split**, from the checkpoint each run chose on its **validation split** "
              "(carved from training data); mean ± std over seeds. Nothing here was typed by hand.", ""]
     if not data:
