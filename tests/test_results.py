@@ -71,3 +71,5 @@ def test_targets_report_each_gap_met_or_not():
     assert "| [vfm=random_vit] below the full method | met |" in text
     assert "| [scam=off] below the full method | **not met** |" in text  # a 0.0 gap is within the spread
     assert targets([_entry("lesps", [1.0])]) == []  # nothing to check without a semprior student
+    one_seed = "\n".join(targets([_entry("semprior", [30.0]), _entry("lesps", [20.0])]))
+    assert "IoU ≥ LESPS + 5 | met" in one_seed and "std over seeds" not in one_seed
