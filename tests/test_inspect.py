@@ -281,3 +281,17 @@ def test_figures_lay_out_the_views(tiny_run):  # noqa: F811
     assert len(figures.quality_figure(wi.label_quality(h), current=1).axes) == 2
     att = figures.attribution_figure(wi.attributions(h, 0, method="saliency"))
     assert "% of positive mass" in att.axes[1].get_title()
+
+
+def test_target_window_centres_on_the_largest_target_and_stays_inside():
+    import numpy as np
+
+    from workbench.inspect.predictions import target_window
+
+    mask = np.zeros((100, 120))
+    mask[10:12, 10:12] = 1  # small target
+    mask[70:76, 110:116] = 1  # largest target (centre 72.5, 112.5), near the right edge
+    ys, xs = target_window(mask, 32)
+    assert (ys.start, ys.stop) == (56, 88) and (xs.start, xs.stop) == (88, 120)  # clipped at the right edge
+    ys, xs = target_window(np.zeros((100, 120)), 32)
+    assert (ys.start, xs.start) == (34, 44)  # no target: the centre

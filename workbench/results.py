@@ -221,8 +221,9 @@ def examples(entries: list[Entry], out_dir: Path, rel_to: Path, n: int = 4) -> l
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(fig)
-    return ["Test images drawn by a seeded permutation (not chosen by result); each method's first seed, "
-            "student, detections at p > 0.5 in orange, ground truth outlined in cyan.", "",
+    return ["Test images drawn by a seeded permutation (not chosen by result), cropped to 64 px around their "
+            "largest target; first column: ground truth outlined in cyan; then each method's first-seed student, "
+            "detections at p > 0.5 in orange.", "",
             f"![examples]({path.relative_to(rel_to)})"]
 
 

@@ -129,11 +129,12 @@ def attribution_figure(d: dict[str, Any]) -> Figure:
 
 
 def predictions_figure(examples: list[dict[str, Any]], threshold: float = 0.5) -> Figure:
-    """Rows of images: the image with its ground-truth outline, then each run's detections (p > threshold)."""
+    """Rows of images: the image with its ground-truth outline, then each run's detections (p > threshold)
+    alone, since an outline would hide a few-pixel detection."""
     labels = list(examples[0]["predictions"]) if examples else []
     fig, axes = _figure(max(1, len(examples)), 1 + len(labels), 2.2, 2.2)
     for ax, ex in zip(axes, examples):
         _show(ax[0], overlay(ex["image"], outline=ex["gt_contour"]), f"{ex['key'].split('/')[-1]}\nground truth (cyan)")
         for a, label in zip(ax[1:], labels):
-            _show(a, overlay(ex["image"], ex["predictions"][label] > threshold, ex["gt_contour"]), label)
+            _show(a, overlay(ex["image"], ex["predictions"][label] > threshold, alpha=0.8), label)
     return fig

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from .handle import RunHandle, open_run
 from .imaging import contour
@@ -18,9 +19,25 @@ def example_keys(run: str | Path | RunHandle, n: int = 4, seed: int = 0, split: 
     return [keys[i] for i in order[:n]]
 
 
+def target_window(mask: np.ndarray, size: int) -> tuple[slice, slice]:
+    """A ``size``² window (clipped to the image) centred on the largest ground-truth target, else the centre."""
+    h, w = mask.shape
+    ys, xs = np.nonzero(mask > 0.5)
+    if len(ys):
+        labels, n = ndimage.label(mask > 0.5, structure=np.ones((3, 3)))
+        biggest = 1 + int(np.argmax(ndimage.sum_labels(np.ones_like(labels), labels, range(1, n + 1))))
+        cy, cx = (int(round(c)) for c in ndimage.center_of_mass(labels == biggest))
+    else:
+        cy, cx = h // 2, w // 2
+    y0 = min(max(cy - size // 2, 0), max(h - size, 0))
+    x0 = min(max(cx - size // 2, 0), max(w - size, 0))
+    return slice(y0, y0 + size), slice(x0, x0 + size)
+
+
 def example_predictions(runs: dict[str, str | Path | RunHandle], keys: list[str], which: str = "student",
-                        split: str = "test") -> list[dict[str, Any]]:
-    """Per image: the image, its ground-truth contour and each run's probability map from ``which``.
+                        split: str = "test", window: int | None = 64) -> list[dict[str, Any]]:
+    """Per image: the image, its ground-truth contour and each run's probability map from ``which``,
+    cropped to a ``window``² around the largest target (small targets vanish in a whole frame; None: no crop).
 
     Runs missing ``which`` (a classical run, a supervised teacher) are skipped.
     """
@@ -31,10 +48,12 @@ def example_predictions(runs: dict[str, str | Path | RunHandle], keys: list[str]
         first = next(iter(handles.values()))
         i = first.index(split, key)
         bank = first.bank(split)
+        mask = bank.mask(i)
+        crop = target_window(mask, window) if window else (slice(None), slice(None))
         out.append({
             "key": key,
-            "image": bank.image(i),
-            "gt_contour": contour(bank.mask(i)),
-            "predictions": {label: h.predict(which, split, h.index(split, key)) for label, h in handles.items()},
+            "image": bank.image(i)[crop],
+            "gt_contour": contour(mask[crop]),
+            "predictions": {label: h.predict(which, split, h.index(split, key))[crop] for label, h in handles.items()},
         })
     return out
