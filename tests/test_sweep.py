@@ -46,6 +46,8 @@ def test_protocols_plan_every_run(tmp_path):
     shutil.copy(repo / "configs" / "base_cpu.yaml", root / "configs" / "base_cpu.yaml")
     data = root.parent / "shared" / "data" / "NUAA-SIRST"
     data.mkdir(parents=True)
+    smoke = plan(load_protocol("smoke"), tmp_path / "smoke", root)
+    assert len(smoke) == 5 + 2 and {b.model.backbone for _, b in smoke} == {"acm"}  # the CPU protocol's student
     pairs = plan(load_protocol("cpu"), tmp_path / "out", root)
     # NUDT is absent here: 5 methods × 3 seeds + 5 ablations × 3 seeds on NUAA only
     assert len(pairs) == 30
