@@ -91,7 +91,7 @@ def run_bench(args, console) -> list[dict]:
         import tempfile
 
         rows = []
-        for name in args.backbones or list_backbones():
+        for name in args.method_backbones or args.backbones or list_backbones():
             rows += bench_methods(method_configs(name, args.methods), Path(tempfile.mkdtemp(prefix="semprior-bench-")))
         _table(console, "training images/s per method and backbone (one process per backbone row group, "
                "embedded synthetic data, 128² crops, batch 8)", rows, md)

@@ -530,6 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--steps", type=int, default=5)
     sp.add_argument("--teacher", metavar="VFM", help="also time the SCAM teacher with cached vs live VFM features")
     sp.add_argument("--methods", metavar="VFM", help="also time whole methods (supervised, LESPS, semprior with VFM) per backbone")
+    sp.add_argument("--method-backbones", nargs="*", help="with --methods: only these backbones (default: --backbones)")
     sp.add_argument("--metrics-data", metavar="DIR", help="also time the metrics on this dataset's test split (e.g. NUDT-SIRST)")
     sp.add_argument("--deploy", action="store_true",
                     help="also time the deployed student (PyTorch, TorchScript, onnxruntime fp32/fp16/int8) at 256², 640×512, 1920×1080")
