@@ -83,7 +83,9 @@ def run_bench(args, console) -> list[dict]:
     torch.manual_seed(0)
     md: list[str] = [f"Measured by `semprior bench` on {device} ({torch.get_num_threads()} threads).", ""]
     rows = [bench_backbone(n, args.size, args.batch, args.steps, device) for n in (args.backbones or list_backbones())]
-    _table(console, f"backbones at {args.size}², batch {args.batch}", rows, md)
+    _table(console, f"backbones at {args.size}², batch {args.batch}"
+           + ("" if device.type == "cuda" else " (peak_MiB on CPU: the process's resident-set peak so far, "
+              "an upper bound for every row after the first)"), rows, md)
     if args.teacher:
         t = bench_teacher_features(args.teacher, args.size, args.batch, args.steps)
         _table(console, f"SCAM teacher (unet): cached VFM features vs VFM every step ({args.teacher})", [t], md)
@@ -93,8 +95,8 @@ def run_bench(args, console) -> list[dict]:
         rows = []
         for name in args.method_backbones or args.backbones or list_backbones():
             rows += bench_methods(method_configs(name, args.methods), Path(tempfile.mkdtemp(prefix="semprior-bench-")))
-        _table(console, "training images/s per method and backbone (one process per backbone row group, "
-               "embedded synthetic data, 128² crops, batch 8)", rows, md)
+        _table(console, "training images/s per method and backbone (one process, embedded synthetic data, "
+               "128² crops, batch 8, label updates and meta-steps included)", rows, md)
     if args.metrics_data:
         _table(console, f"metric evaluation (IoU, nIoU, Pd, Fa) on the test split of {args.metrics_data}",
                [bench_metrics(args.metrics_data)], md)
