@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import DataError, atomic_write_json, atomic_write_text
+from ..io import DataError, atomic_write_json, atomic_write_text, read_json
 from .points import PointSet
 
 FORMATS = ("nuaa-xml", "csv", "json")
@@ -191,12 +190,7 @@ def csv_text(ps: PointSet) -> str:
 
 # -- plain JSON ----------------------------------------------------------------------------------
 def _import_json(path: Path) -> PointSet:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise DataError(f"{path}: expected an object with an \"images\" list")
     ps = PointSet(kind=IMPORTED_KIND, source=str(path))

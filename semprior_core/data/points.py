@@ -13,14 +13,13 @@ The points file (JSON) is what point-supervised training reads; coordinates are
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..io import DataError, atomic_write_json
+from ..io import DataError, atomic_write_json, read_json
 from ..metrics import components
 
 POINTS_FORMAT = "semprior-points"
@@ -105,12 +104,7 @@ class PointSet:
     @classmethod
     def load(cls, path: str | Path) -> PointSet:
         path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise DataError(f"{path}: points file not found") from None
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+        data = read_json(path, "points file")
         if not isinstance(data, dict) or data.get("format") != POINTS_FORMAT:
             raise DataError(f"{path}: not a semprior points file (missing format: {POINTS_FORMAT!r})")
         if data.get("version") != POINTS_VERSION:
