@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
+
+from semprior_core.metrics import components
 
 from .handle import RunHandle, open_run
 from .imaging import contour
@@ -22,13 +23,8 @@ def example_keys(run: str | Path | RunHandle, n: int = 4, seed: int = 0, split: 
 def target_window(mask: np.ndarray, size: int) -> tuple[slice, slice]:
     """A ``size``² window (clipped to the image) centred on the largest ground-truth target, else the centre."""
     h, w = mask.shape
-    ys, xs = np.nonzero(mask > 0.5)
-    if len(ys):
-        labels, n = ndimage.label(mask > 0.5, structure=np.ones((3, 3)))
-        biggest = 1 + int(np.argmax(ndimage.sum_labels(np.ones_like(labels), labels, range(1, n + 1))))
-        cy, cx = (int(round(c)) for c in ndimage.center_of_mass(labels == biggest))
-    else:
-        cy, cx = h // 2, w // 2
+    _, n, centroids, areas = components(mask > 0.5)
+    cy, cx = (int(round(c)) for c in centroids[np.argmax(areas)]) if n else (h // 2, w // 2)
     y0 = min(max(cy - size // 2, 0), max(h - size, 0))
     x0 = min(max(cx - size // 2, 0), max(w - size, 0))
     return slice(y0, y0 + size), slice(x0, x0 + size)
@@ -43,11 +39,11 @@ def example_predictions(runs: dict[str, str | Path | RunHandle], keys: list[str]
     """
     handles = {label: open_run(r) for label, r in runs.items()}
     handles = {label: h for label, h in handles.items() if which in h.networks()}
+    first = next(iter(handles.values()))  # every run reads the same split, so one run's images serve all
+    bank = first.bank(split)
     out = []
     for key in keys:
-        first = next(iter(handles.values()))
         i = first.index(split, key)
-        bank = first.bank(split)
         mask = bank.mask(i)
         crop = target_window(mask, window) if window else (slice(None), slice(None))
         out.append({
