@@ -405,12 +405,17 @@ def _goto(page, session: AnnotationSession, sid: str) -> None:
     _show(page, sid)
 
 
+def _others_on_disk(path: Path, *sids: str) -> dict:
+    """The points file's entries of every image but ``sids`` (what a test on ``sids`` must leave alone)."""
+    return {k: v for k, v in (_on_disk(path) if path.exists() else {}).items() if k not in sids}
+
+
 @pytest.mark.browser
 def test_browser_clicking_the_drawn_target_labels_its_pixel_and_clicking_again_removes_it(app):
     page, session = app
     path = session.points_path
     _goto(page, session, "frame_1")
-    before = {k: v for k, v in (_on_disk(path) if path.exists() else {}).items() if k != "frame_1"}
+    before = _others_on_disk(path, "frame_1")
     # Click where chromium drew the target: the image is drawn the right way up and the click maps back to it.
     x, y = _bright_spot(page)
     page.mouse.click(x, y)
@@ -429,7 +434,7 @@ def test_browser_clicks_hit_the_right_pixel_when_zoomed(app):
     page, session = app
     path = session.points_path
     _goto(page, session, "frame_2")
-    before = {k: v for k, v in (_on_disk(path) if path.exists() else {}).items() if k != "frame_2"}
+    before = _others_on_disk(path, "frame_2")
     f = page.evaluate(FRAME_JS)
     page.mouse.move(f["left"] + 0.7 * f["width"], f["top"] + 0.5 * f["height"])  # near the target (30, 60)
     for _ in range(3):
@@ -455,8 +460,7 @@ def test_browser_no_target_key_and_suggestion_acceptance(app):
     page, session = app
     path = session.points_path
     _goto(page, session, "frame_3")
-    session_before = {k: v for k, v in (_on_disk(path) if path.exists() else {}).items()
-                      if k not in ("frame_3", "frame_10")}
+    session_before = _others_on_disk(path, "frame_3", "frame_10")
     page.locator(".annotate-status").get_by_text("2 suggestion(s) to review").wait_for()
     page.keyboard.press("a")  # accept (50, 5)
     _wait_on_disk(path, {**session_before, "frame_3": [[50, 5]]})

@@ -151,15 +151,6 @@ BAD_CSV = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("content", "message"), BAD_CSV, ids=[m for _, m in BAD_CSV])
-def test_bad_csv_names_the_file_and_the_problem(tmp_path, content, message):
-    path = tmp_path / "p.csv"
-    path.write_text(content)
-    with pytest.raises(DataError, match=message) as err:
-        import_points(path, "csv")
-    assert str(path) in str(err.value)
-
-
 BAD_JSON = [
     ("[1, 2]", "expected an object with an \"images\" list"),
     ('{"images": [{"image": "a", "points": [{"y": 1.5, "x": 2}]}]}', "points must be objects with integer"),
@@ -172,12 +163,16 @@ BAD_JSON = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("content", "message"), BAD_JSON, ids=[m for _, m in BAD_JSON])
-def test_bad_json_names_the_file_and_the_problem(tmp_path, content, message):
-    path = tmp_path / "p.json"
+BAD_FILES = [("csv", content, message) for content, message in BAD_CSV] + [
+    ("json", content, message) for content, message in BAD_JSON]
+
+
+@pytest.mark.parametrize(("fmt", "content", "message"), BAD_FILES, ids=[f"{f}: {m}" for f, _, m in BAD_FILES])
+def test_bad_file_names_the_file_and_the_problem(tmp_path, fmt, content, message):
+    path = tmp_path / f"p.{fmt}"
     path.write_text(content)
     with pytest.raises(DataError, match=message) as err:
-        import_points(path, "json")
+        import_points(path, fmt)
     assert str(path) in str(err.value)
 
 
