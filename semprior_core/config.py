@@ -37,6 +37,12 @@ class DataConfig:
     points_seed: int = 0
     crop: int = 256
     batch_size: int = 8
+    # Probability that a training crop is centred on a label point (annotated points for point
+    # supervision, mask components for full supervision), shifted by up to target_jitter·crop/2;
+    # the rest are uniform. Uniform 128² crops of NUAA-SIRST miss every target 57 % of the time.
+    target_prob: float = 0.8
+    target_jitter: float = 0.75
+    samples_per_epoch: int = 0  # crops drawn per epoch; 0 = one per active training image
     num_workers: int = 0
     flips: bool = True
     rot90: bool = True
@@ -52,6 +58,12 @@ class DataConfig:
             raise ConfigError(f"data.val_fraction must be in (0, 0.9), got {self.val_fraction}")
         if self.crop < 16 or self.batch_size < 1 or self.num_workers < 0:
             raise ConfigError("data.crop must be >= 16, data.batch_size >= 1, data.num_workers >= 0")
+        if not 0.0 <= self.target_prob <= 1.0:
+            raise ConfigError(f"data.target_prob must be in [0, 1], got {self.target_prob}")
+        if not 0.0 <= self.target_jitter <= 1.0:
+            raise ConfigError(f"data.target_jitter must be in [0, 1] (a fraction of crop/2), got {self.target_jitter}")
+        if self.samples_per_epoch < 0:
+            raise ConfigError(f"data.samples_per_epoch must be >= 0 (0 = one crop per image), got {self.samples_per_epoch}")
 
 
 @dataclass
@@ -99,6 +111,10 @@ class SCAMConfig:
 @dataclass
 class TrainConfig:
     epochs: int = 20
+    # Total optimizer steps, spread evenly over the epochs (rounded up to whole epochs); 0 = one crop per
+    # image per epoch, or data.samples_per_epoch. Epochs stay the unit of label updates, validation and
+    # checkpoints; the learning-rate schedule follows every step.
+    steps: int = 0
     lr: float = 1e-3
     optimizer: Literal["adam", "adamw", "sgd"] = "adamw"
     weight_decay: float = 1e-4
@@ -120,6 +136,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.lr <= 0 or self.eval_every < 1:
             raise ConfigError("train.epochs >= 1, train.lr > 0 and train.eval_every >= 1 are required")
+        if self.steps < 0:
+            raise ConfigError(f"train.steps must be >= 0 (0 = set by the epochs), got {self.steps}")
 
 
 @dataclass
@@ -141,6 +159,13 @@ class RunConfig:
     scam: SCAMConfig = field(default_factory=SCAMConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
     semprior: SempriorConfig = field(default_factory=SempriorConfig)
+
+    def __post_init__(self) -> None:
+        if self.train.steps and self.data.samples_per_epoch:
+            raise ConfigError(
+                f"train.steps ({self.train.steps}) and data.samples_per_epoch ({self.data.samples_per_epoch}) "
+                "both set the epoch length: set one of them"
+            )
 
 
 def supervision_name(cfg: RunConfig) -> str:

@@ -18,14 +18,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from . import distributed as dist
 from .checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from .config import RunConfig, config_dict, supervision_name
 from .data.catalog import DataSplits, build_splits, folders_of, load_points
-from .data.dataset import CropDataset, ImageBank, Normalization, collate
+from .data.dataset import CropDataset, ImageBank, Normalization, collate, epoch_plan
 from .device import autocast, epoch_seed, make_scaler, resolve_device, seed_everything
 from .inference import predict_probs, to_device
 from .io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
@@ -76,17 +76,27 @@ def features_for(cfg: RunConfig, banks: list[ImageBank]) -> list:
     return [feature_source(cache, bank) for bank in banks]
 
 
-def lr_factor(cfg: RunConfig, epoch: int) -> float:
-    """Pure learning-rate multiplier for ``epoch`` (warm-up, then the schedule)."""
+def lr_factor(cfg: RunConfig, progress: float) -> float:
+    """Pure learning-rate multiplier at ``progress`` epochs into the run (fractional within an epoch, so the
+    schedule moves every step): linear warm-up, then the schedule."""
     t = cfg.train
-    if epoch < t.warmup_epochs:
-        return (epoch + 1) / (t.warmup_epochs + 1)
+    if progress < t.warmup_epochs:
+        return (progress + 1) / (t.warmup_epochs + 1)
     if t.schedule == "cosine":
         span = max(1, t.epochs - t.warmup_epochs)
-        return 0.5 * (1 + math.cos(math.pi * (epoch - t.warmup_epochs) / span))
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (progress - t.warmup_epochs) / span)))
     if t.schedule == "step":
-        return 0.1 ** sum(epoch >= round(m * t.epochs) for m in t.step_milestones)
+        return 0.1 ** sum(progress >= round(m * t.epochs) for m in t.step_milestones)
     return 1.0
+
+
+def samples_per_epoch(cfg: RunConfig, n_active: int, world: int = 1) -> int:
+    """Crops drawn in one epoch: ``train.steps`` spread over the epochs (whole batches on every rank),
+    ``data.samples_per_epoch``, or one per active image."""
+    if cfg.train.steps:
+        per_epoch = -(-cfg.train.steps // cfg.train.epochs)
+        return per_epoch * cfg.data.batch_size * world
+    return cfg.data.samples_per_epoch or n_active
 
 
 def make_optimizer(cfg: RunConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
@@ -276,25 +286,27 @@ class Trainer:
 
     def _loader(self) -> DataLoader:
         cfg = self.cfg.data
-        ds = CropDataset(
-            self.train_bank, self.supervision.target, self.norm, crop=cfg.crop, flips=cfg.flips,
-            rot90=cfg.rot90, seed=self.cfg.train.seed, features=self.method.train_features(),
-            feature_stride=self.method.feature_stride,
-        )
-        ds.set_epoch(self.epoch)
         active = self.supervision.active()
         if not active:
             raise TrainingError(
                 "no training image is active (PAL found no easy image to start from); "
                 "check the point labels or use labels.rule=lesps"
             )
-        subset = Subset(ds, active)
+        n = samples_per_epoch(self.cfg, len(active), self.world)
+        plan = epoch_plan(active, n, np.random.default_rng(epoch_seed(self.cfg.train.seed, self.epoch)))
+        ds = CropDataset(
+            self.train_bank, self.supervision.target, self.norm, crop=cfg.crop, flips=cfg.flips,
+            rot90=cfg.rot90, seed=self.cfg.train.seed, features=self.method.train_features(),
+            feature_stride=self.method.feature_stride, plan=plan, centres=self.supervision.crop_centres,
+            target_prob=cfg.target_prob, jitter=cfg.target_jitter,
+        )
+        ds.set_epoch(self.epoch)
         # One seeded permutation per epoch, sharded over ranks: with several ranks each step covers
         # the same samples as a single process with world_size × the batch.
         gen = torch.Generator().manual_seed(epoch_seed(self.cfg.train.seed, self.epoch))
         return DataLoader(
-            subset, batch_size=cfg.batch_size, sampler=dist.shard_sampler(len(subset), gen),
-            num_workers=cfg.num_workers, collate_fn=collate, drop_last=len(subset) > cfg.batch_size,
+            ds, batch_size=cfg.batch_size, sampler=dist.shard_sampler(len(ds), gen),
+            num_workers=cfg.num_workers, collate_fn=collate, drop_last=len(ds) > cfg.batch_size,
             pin_memory=self.device.type == "cuda",
         )
 
@@ -302,14 +314,15 @@ class Trainer:
         torch.manual_seed(epoch_seed(self.cfg.train.seed, epoch) + 1)
         for net in self.method.networks().values():
             net.train()
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.cfg.train.lr * lr_factor(self.cfg, epoch)
         sums: dict[str, float] = {}
         n = 0
         loader = self._loader()
+        steps = max(len(loader), 1)
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.cfg.train.epochs}", leave=False,
                    disable=not self.progress or self.rank != 0)
         for batch in bar:
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.cfg.train.lr * lr_factor(self.cfg, epoch + n / steps)
             batch = to_device(batch, self.device)
             with autocast(self.device, self.cfg.train.amp):
                 loss, logs = self.method.train_step(batch)
@@ -333,7 +346,8 @@ class Trainer:
             n += 1
             bar.set_postfix(loss=f"{logs['loss']:.4f}", best=f"{self.best['score']:.3f}")
         means = dist.average({k: v / max(n, 1) for k, v in sums.items()})
-        return {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], "steps": n} | means
+        total = (self.history[-1].get("total_steps", 0) if self.history else 0) + n
+        return {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], "steps": n, "total_steps": total} | means
 
     # -- prediction and validation ---------------------------------------------------------
     def predict(self, which: str, bank: ImageBank, indices: list[int] | None = None, features=None) -> list[np.ndarray]:

@@ -366,12 +366,16 @@ def test_mask_stats_hand_computed():
     label = np.zeros((10, 10), dtype=np.float32)
     label[1:3, 1:3] = 0.9  # 4 px
     label[6, 6] = 0.6  # 1 px, separate component
-    label[8, 8] = 0.5  # not above 0.5
+    label[8, 8] = 0.5  # counted: >= 0.5, as LESPS reports evolved labels
+    label[0, 9] = 0.49  # not counted
     gt = np.zeros((10, 10), dtype=np.uint8)
     gt[1:3, 1:4] = 255  # 6 px, overlaps 4
     stats = mask_stats(label, gt)
-    assert stats == {"area": 5, "n_components": 2, "iou_vs_gt": pytest.approx(4 / 7)}
+    assert stats == {"area": 6, "n_components": 3, "iou_vs_gt": pytest.approx(4 / 8)}
     assert mask_stats(label)["iou_vs_gt"] is None
+    # a target-free image with an empty label has no IoU (not a perfect 1.0)
+    assert mask_stats(np.zeros((4, 4)), np.zeros((4, 4)))["iou_vs_gt"] is None
+    assert mask_stats(np.ones((4, 4)), np.zeros((4, 4)))["iou_vs_gt"] == 0.0
 
 
 # --- determinism and real data ------------------------------------------------------------------------

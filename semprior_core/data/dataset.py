@@ -90,7 +90,12 @@ def _item(image: np.ndarray, norm: Normalization, g: Geometry, index: int) -> di
 
 
 class CropDataset(Dataset):
-    """Random ``crop``² training windows with flips/rot90 applied jointly to every input."""
+    """Random ``crop``² training windows with flips/rot90 applied jointly to every input.
+
+    Item ``j`` of an epoch is a crop of image ``plan[j]`` (default: one item per image, ``plan[j] = j``), so an
+    epoch may hold several crops of one image. With ``centres`` (image index -> (N, 2) label points), a crop is
+    centred on one of them with probability ``target_prob`` (:func:`sample_geometry`).
+    """
 
     def __init__(
         self,
@@ -104,32 +109,57 @@ class CropDataset(Dataset):
         seed: int = 0,
         features: FeatureSource | None = None,
         feature_stride: int = 8,
+        plan: Sequence[int] | None = None,
+        centres: Callable[[int], np.ndarray] | None = None,
+        target_prob: float = 0.0,
+        jitter: float = 0.75,
     ):
         self.bank, self.target, self.norm = bank, target, norm
         self.crop, self.flips, self.rot90, self.seed = crop, flips, rot90, seed
         self.features, self.feature_stride = features, feature_stride
+        self.plan = list(range(len(bank))) if plan is None else [int(i) for i in plan]
+        self.centres, self.target_prob, self.jitter = centres, target_prob, jitter
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.bank)
+        return len(self.plan)
 
-    def geometry(self, index: int) -> Geometry:
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        return sample_geometry(rng, self.bank.shape(index), self.crop, self.flips, self.rot90)
+    def geometry(self, item: int) -> Geometry:
+        index = self.plan[item]
+        # Keyed by the item's position, not the image: repeated images get distinct crops, and a resumed
+        # epoch replays the same ones.
+        rng = np.random.default_rng([self.seed, self.epoch, item])
+        centres = self.centres(index) if self.centres is not None and self.target_prob > 0 else None
+        return sample_geometry(rng, self.bank.shape(index), self.crop, self.flips, self.rot90,
+                               centres=centres, target_prob=self.target_prob, jitter=self.jitter)
 
-    def __getitem__(self, index: int) -> dict:
-        g = self.geometry(index)
+    def __getitem__(self, item: int) -> dict:
+        index = self.plan[item]
+        g = self.geometry(item)
         image = self.bank.image(index)
-        item = _item(image, self.norm, g, index)
-        item["target"] = torch.from_numpy(apply_array(self.target(index).astype(np.float32), g)[None])
+        out = _item(image, self.norm, g, index)
+        out["target"] = torch.from_numpy(apply_array(self.target(index).astype(np.float32), g)[None])
         if self.features is not None:
-            item["feats"] = [
+            out["feats"] = [
                 apply_features(f.float(), g, image.shape, self.feature_stride) for f in self.features(index)
             ]
-        return item
+        return out
+
+
+def epoch_plan(active: Sequence[int], samples: int, rng: np.random.Generator) -> list[int]:
+    """Image indices of one epoch's ``samples`` crops: whole shuffled passes over ``active``, the last one cut.
+
+    Every active image is seen ⌊samples/len(active)⌋ or one more times; ``samples = 0`` means one pass.
+    """
+    active = [int(i) for i in active]
+    if not active:
+        return []
+    samples = samples or len(active)
+    passes = -(-samples // len(active))
+    return [active[k] for _ in range(passes) for k in rng.permutation(len(active))][:samples]
 
 
 class FullImageDataset(Dataset):

@@ -34,12 +34,38 @@ class Geometry:
 
 
 def sample_geometry(
-    rng: np.random.Generator, image_hw: tuple[int, int], crop: int, flips: bool = True, rot90: bool = True
+    rng: np.random.Generator,
+    image_hw: tuple[int, int],
+    crop: int,
+    flips: bool = True,
+    rot90: bool = True,
+    centres: np.ndarray | None = None,
+    target_prob: float = 0.0,
+    jitter: float = 0.75,
 ) -> Geometry:
-    """A random ``crop``×``crop`` window; an image smaller than the crop lands at a random offset in it."""
+    """A random ``crop``×``crop`` window; an image smaller than the crop lands at a random offset in it.
+
+    With probability ``target_prob`` (and when ``centres`` holds at least one (y, x) row) the window is
+    centred on one of ``centres``, drawn uniformly, shifted by a uniform offset of up to ``jitter``·crop/2
+    per axis, then clamped to the image like a uniform window, so the centre stays inside the crop.
+    Otherwise the window is uniform. Point-centred crops matter because targets are tiny: 57 % of
+    uniform 128² crops of NUAA-SIRST hold no target pixel (0.10 % of their pixels are positive).
+    """
     h, w = image_hw
-    top = int(rng.integers(min(0, h - crop), max(0, h - crop) + 1))
-    left = int(rng.integers(min(0, w - crop), max(0, w - crop) + 1))
+    lo_y, hi_y = min(0, h - crop), max(0, h - crop)
+    lo_x, hi_x = min(0, w - crop), max(0, w - crop)
+    pts = np.empty((0, 2)) if centres is None else np.asarray(centres, dtype=np.float64).reshape(-1, 2)
+    # The draws happen in a fixed order whatever the branch, so a crop depends only on its rng key.
+    centred = bool(rng.random() < target_prob) and len(pts) > 0
+    pick = int(rng.integers(len(pts))) if len(pts) else 0
+    shift = rng.uniform(-1.0, 1.0, size=2) * jitter * crop / 2
+    if centred:
+        cy, cx = pts[pick]
+        top = int(np.clip(round(cy - crop / 2 + shift[0]), lo_y, hi_y))
+        left = int(np.clip(round(cx - crop / 2 + shift[1]), lo_x, hi_x))
+    else:
+        top = int(rng.integers(lo_y, hi_y + 1))
+        left = int(rng.integers(lo_x, hi_x + 1))
     t = bool(rot90 and rng.random() < 0.5)
     v = bool(flips and rng.random() < 0.5)
     f = bool(flips and rng.random() < 0.5)

@@ -51,16 +51,18 @@ def check_update(old: np.ndarray, new: np.ndarray, points: np.ndarray, cfg: Guar
 
 
 def mask_stats(label: np.ndarray, gt: np.ndarray | None = None) -> dict[str, float | int | None]:
-    """Area and 8-connected component count of ``label > 0.5``, and IoU against a dense mask if given.
+    """Area and 8-connected component count of ``label ≥ 0.5``, and IoU against a dense mask if given.
 
-    The IoU is diagnostic only: point supervision never sees dense masks. Two empty masks have IoU 1.
+    ≥ 0.5 as LESPS reports its evolved labels: with ½ blending a pixel predicted at p = 1 reaches exactly 0.5
+    after one update. The IoU is diagnostic only (point supervision never sees dense masks); it is None for an
+    image whose mask and label are both empty, so target-free images do not count as perfect labels.
     """
-    pred = np.asarray(label) > 0.5
+    pred = np.asarray(label) >= 0.5
     iou = None
     if gt is not None:
         target = np.asarray(gt) > 0.5
         if target.shape != pred.shape:
             raise ValueError(f"gt shape {target.shape} differs from label shape {pred.shape}")
         union = int((pred | target).sum())
-        iou = float((pred & target).sum() / union) if union else 1.0
+        iou = float((pred & target).sum() / union) if union else None
     return {"area": int(pred.sum()), "n_components": len(_region_sizes(pred)), "iou_vs_gt": iou}

@@ -23,6 +23,7 @@ from ..config import RunConfig
 from ..data.dataset import ImageBank
 from ..data.points import PointSet
 from ..label_history import truncate_after, write_update
+from ..metrics import components
 from ..labels import (
     check_update,
     lesps_started,
@@ -51,6 +52,7 @@ class Supervision:
                 points[ref.folder.name].check_against(ref.sid, bank.shape(i)) for i, ref in enumerate(bank.refs)
             ]
         self.labels: list[np.ndarray] = []
+        self._mask_centroids: dict[int, np.ndarray] = {}
         self.pool = np.ones(len(bank), dtype=bool)
         self.started = False
         if not self.full:
@@ -101,6 +103,15 @@ class Supervision:
 
     def points_of(self, i: int) -> np.ndarray:
         return self.points[i]
+
+    def crop_centres(self, i: int) -> np.ndarray:
+        """(N, 2) points that training crops are centred on: the annotated points under point supervision
+        (never the dense masks), the centroids of the mask's components under full supervision."""
+        if not self.full:
+            return self.points[i]
+        if i not in self._mask_centroids:
+            self._mask_centroids[i] = components(self.bank.mask(i) > 0.5)[2]
+        return self._mask_centroids[i]
 
     def active(self) -> list[int]:
         return np.flatnonzero(self.pool).tolist()
