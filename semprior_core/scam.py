@@ -35,7 +35,8 @@ full-image features equals cropping the modulation of the full image (up to resa
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Literal
 
 import torch
@@ -156,7 +157,9 @@ class Teacher(nn.Module):
     """Backbone + SCAM at encoder stages ``cfg.stages``; stage ``cfg.stages[i]`` is fed ``feats[feature_index[i]]``.
 
     With no SCAMs (``prior_channels=[]`` or ``cfg.enabled`` false) or ``forward(..., scam=False)`` it computes
-    exactly the bare backbone. The backbone is shared by reference, not copied.
+    exactly the bare backbone. The backbone is shared by reference, not copied. ``init_rng(stage)``, if given,
+    is entered while the SCAM of ``stage`` is built (:func:`semprior_core.networks.build_teacher` seeds each
+    SCAM on its own with it).
     """
 
     def __init__(
@@ -165,6 +168,7 @@ class Teacher(nn.Module):
         cfg: SCAMConfig,
         prior_channels: Sequence[int],
         feature_index: Sequence[int],
+        init_rng: Callable[[int], AbstractContextManager] | None = None,
     ) -> None:
         super().__init__()
         prior_channels, feature_index = list(prior_channels), list(feature_index)
@@ -196,7 +200,8 @@ class Teacher(nn.Module):
         self.stages, self.feature_index = list(cfg.stages), feature_index
         for stage, cs in zip(self.stages, prior_channels, strict=True):
             ch = backbone.feature_info[stage].channels
-            self.scams.append(SCAM(ch, cs, cfg.hidden, mode=cfg.mode, gate=cfg.gate))
+            with init_rng(stage) if init_rng else nullcontext():
+                self.scams.append(SCAM(ch, cs, cfg.hidden, mode=cfg.mode, gate=cfg.gate))
 
     def _check_feats(self, feats: Sequence[Tensor] | None) -> Sequence[Tensor]:
         if feats is None:

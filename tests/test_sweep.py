@@ -28,11 +28,16 @@ def test_bad_ablation(spec):
         sweep.ablation_overrides(spec)
 
 
+def test_vfm_none_is_refused_as_the_same_run_as_scam_off():
+    with pytest.raises(ValueError, match="same network and run as 'scam=off'"):
+        sweep.ablation_overrides("vfm=none")
+
+
 def test_plan_grid(tmp_path):
     base = load_config(None, ["method.name=semprior"])
-    jobs = sweep.plan(base, tmp_path, [0, 1, 2], ["vfm=none", "scam=off"])
+    jobs = sweep.plan(base, tmp_path, [0, 1, 2], ["vfm=random_vit", "scam=off"])
     assert len(jobs) == 9
-    assert {j.variant for j in jobs} == {"full", "vfm-none", "scam-off"}
+    assert {j.variant for j in jobs} == {"full", "vfm-random_vit", "scam-off"}
     assert jobs[-1].run_dir == tmp_path / "scam-off" / "seed2" and "train.seed=2" in jobs[-1].overrides
 
 
@@ -49,8 +54,8 @@ def test_protocols_plan_every_run(tmp_path):
     smoke = plan(load_protocol("smoke"), tmp_path / "smoke", root)
     assert len(smoke) == 5 + 2 and {b.model.backbone for _, b in smoke} == {"acm"}  # the CPU protocol's student
     pairs = plan(load_protocol("cpu"), tmp_path / "out", root)
-    # NUDT is absent here: 5 methods × 3 seeds + 5 ablations × 3 seeds on NUAA only
-    assert len(pairs) == 30
+    # NUDT is absent here: 5 methods × 3 seeds + 4 ablations × 3 seeds on NUAA only
+    assert len(pairs) == 27
     assert all("NUAA-SIRST" in j.run_dir.parts[-4] or j.run_dir.parts[-4] == "nuaa" for j, _ in pairs)
     seeds = [j.seed for j, _ in pairs]
     assert seeds == sorted(seeds)  # seed-major, so an interrupted protocol covers every method first
@@ -100,4 +105,4 @@ def test_gpu_protocol_plans_dnanet_and_acm_students(tmp_path):
                                                                  "semprior-acm"}
     assert {m for m, bb in backbones.items() if bb == "dnanet"} == {"full", "fixed", "lesps", "pal", "semprior"}
     # NUAA alone and the union (only NUAA present here): 10 methods × 3 seeds each, ablations on NUAA for both students
-    assert len(pairs) == 30 + 30 + 2 * 5 * 3
+    assert len(pairs) == 30 + 30 + 2 * 4 * 3

@@ -33,7 +33,12 @@ METRICS = ("IoU", "nIoU", "Pd", "Fa")
 
 
 def ablation_overrides(spec: str) -> list[str]:
-    """``scam=off`` → ``["scam.enabled=false"]``; ``vfm=random_vit`` → ``["vfm.name=random_vit"]``."""
+    """``scam=off`` → ``["scam.enabled=false"]``; ``vfm=random_vit`` → ``["vfm.name=random_vit"]``.
+
+    ``vfm=none`` is refused rather than mapped: without a VFM the teacher is the bare backbone, the very
+    network (and run) of ``scam=off`` (:func:`semprior_core.networks.build_teacher`), so a grid with both
+    would train the same variant twice under two names.
+    """
     key, sep, value = spec.partition("=")
     if not sep:
         raise ValueError(f"ablation {spec!r} must look like name=value")
@@ -42,6 +47,9 @@ def ablation_overrides(spec: str) -> list[str]:
             raise ValueError(f"ablation {spec!r}: {key} takes on or off")
         return [f"{SWITCHES[key]}={'true' if value == 'on' else 'false'}"]
     if key == "vfm":
+        if value == "none":
+            raise ValueError("ablation 'vfm=none' is the same network and run as 'scam=off' (the teacher is then "
+                             "the bare backbone); use scam=off")
         return [f"vfm.name={value}"]
     if "." in key:
         return [spec]

@@ -46,9 +46,14 @@ class SempriorConfig:
     temperature: float = 4.0
     distill_kind: Literal["mse", "bce"] = "mse"
     student_seg_weight: float = 1.0
-    # label evolution
-    collaborative: bool = True  # teacher and student both predict the evolving labels
-    combine: Literal["mean", "agreement", "weighted"] = "mean"
+    # networks
+    share_backbone: bool = False  # the teacher is the student's own CNN plus SCAM (the seed code), not a second CNN
+    # label evolution: which networks' whole-image predictions update the pseudo-masks
+    collaborative: bool = True  # False: the student alone; True: as ``combine`` says
+    # teacher: the teacher alone (the seed code). mean / agreement (geometric mean) / weighted (by validation
+    # point F1) of teacher and student: where one network is still near zero they halve (mean) or zero
+    # (agreement) the other's p, which can stall label evolution.
+    combine: Literal["teacher", "mean", "agreement", "weighted"] = "teacher"
     val_dense: bool = False  # dense validation masks for the outer loss (labelled extra supervision)
 
     def __post_init__(self) -> None:

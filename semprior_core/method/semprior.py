@@ -9,8 +9,18 @@ hypergradient step: a look-ahead of the *teacher's* parameters on the training b
 scored by the teacher's loss on a validation batch of the split carved from training
 data, supervised by the validation images' own points and evolving pseudo-masks
 (dense validation masks only with ``semprior.val_dense``, reported as extra supervision).
-Label updates use the teacher's and the student's whole-image predictions together.
+Label updates use the teacher's whole-image predictions (``semprior.combine=teacher``, the seed code's
+rule) or combine them with the student's (``mean``, ``agreement``, ``weighted``); with
+``semprior.collaborative=false`` the student's alone.
 Inference uses the student alone: no VFM, no SCAM.
+
+Networks. By default teacher and student are two CNNs of the same architecture, initialised apart
+(:mod:`semprior_core.networks`). ``semprior.share_backbone=true`` is the seed code's design (METHOD_NOTES
+§1): the teacher is the student's own CNN plus SCAM, so one set of CNN weights receives both losses (and the
+look-ahead of the reweighting step covers it); the SCAMs are the teacher's only own parameters. Both
+networks' state_dicts then hold the shared tensors: the optimiser sees them once (:meth:`Method.parameters`
+dedups), checkpoints restore them from either entry, and :func:`semprior_core.evaluate.load_run` rebuilds
+the two networks separately with equal values, which predicts the same.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ from ..data.dataset import CropDataset, collate
 from ..device import epoch_seed
 from ..inference import to_device
 from ..io import append_jsonl, atomic_write_text, read_jsonl
-from ..losses import distillation, segmentation_loss
+from ..losses import DISTILL_NORM, distillation, segmentation_loss
 from ..networks import build_student, build_teacher
 from .base import Context, Method
 from .clusters import ClusterAssignment, cluster_images, stats_features
@@ -47,9 +57,11 @@ class SempriorMethod(Method):
         if val_supervision is None:
             raise ValueError("semprior needs validation point labels (val_supervision)")
         self.val_supervision = val_supervision
-        self.teacher = build_teacher(cfg).to(ctx.device)
         self.student = build_student(cfg).to(ctx.device)
+        self.teacher = build_teacher(cfg, backbone=self.student if self.sp.share_backbone else None).to(ctx.device)
         self.seg = segmentation_loss(cfg.train.loss)
+        # Distillation is reduced like the segmentation loss it is added to, so neither drowns the other.
+        self.distill_norm = DISTILL_NORM[cfg.train.loss]
         self.steps = 0
         self._last_batch: dict[str, Any] | None = None
         self.assignment = self._cluster()
@@ -98,7 +110,10 @@ class SempriorMethod(Method):
         s = self.logits("student", batch).float()
         t_seg = self.seg(t, target)
         s_seg = self.seg(s, target)
-        kd = distillation(s, t, self.sp.temperature, self.sp.distill_kind) if self.sp.distill else torch.zeros_like(s_seg)
+        kd = (
+            distillation(s, t, target, self.sp.temperature, self.sp.distill_kind, norm=self.distill_norm)
+            if self.sp.distill else torch.zeros_like(s_seg)
+        )
         gate = self.teacher.gate_penalty()
         teacher_loss = (w * t_seg).mean() + self.ctx.cfg.scam.gate_l1 * gate
         student_loss = (w * (self.sp.student_seg_weight * s_seg + self.sp.distill_weight * kd)).mean()
@@ -167,12 +182,15 @@ class SempriorMethod(Method):
 
     # -- labels --------------------------------------------------------------------------
     def label_models(self) -> tuple[str, ...]:
-        return ("teacher", "student") if self.sp.collaborative else ("student",)
+        if not self.sp.collaborative:
+            return ("student",)
+        # combine=teacher needs no student prediction: skip its whole-image pass.
+        return ("teacher",) if self.sp.combine == "teacher" else ("teacher", "student")
 
     def combine_label_probs(self, probs: dict[str, list[np.ndarray]]) -> list[np.ndarray]:
-        """Teacher and student probabilities → one map per image (``semprior.combine``)."""
-        if not self.sp.collaborative:
-            return probs["student"]
+        """The probabilities of :meth:`label_models` → one map per image (``semprior.combine``)."""
+        if len(self.label_models()) == 1:
+            return probs[self.label_models()[0]]
         t, s = probs["teacher"], probs["student"]
         if self.sp.combine == "agreement":
             return [np.sqrt(a * b) for a, b in zip(t, s)]  # high only where both agree
