@@ -35,7 +35,8 @@ from .method.supervision import Supervision
 from .metrics import MetricAccumulator
 from .selection import point_scores
 
-COMPAT_FIELDS = ["model.backbone", "method.name", "method.model", "vfm.name", "scam.enabled", "scam.stages"]
+COMPAT_FIELDS = ["model.backbone", "method.name", "method.model", "vfm.name", "scam.enabled", "scam.stages",
+                 "semprior.share_backbone"]
 
 
 class TrainingError(RuntimeError):
