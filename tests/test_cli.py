@@ -80,7 +80,7 @@ def test_demo_end_to_end_writes_report(tmp_path, capsys):
     """The main job on its embedded default, shrunk: synthetic data, semprior teacher + student, report."""
     out = tmp_path / "demo"
     rc = main(["demo", "--out", str(out), "--data.synthetic_size=64", "--data.synthetic_train=10",
-               "--data.synthetic_test=4", "--data.crop=64", "--data.batch_size=4", "--train.epochs=2",
+               "--data.synthetic_test=4", "--data.crop=64", "--data.batch_size=4", "--train.epochs=2", "--train.steps=4",
                "--train.eval_every=1", "--labels.start_epoch_frac=0.0", "--labels.update_every=1",
                "--vfm.input_size=112", "--train.threads=1", "--quiet"])
     assert rc == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -258,11 +259,12 @@ def cmd_demo(args, extra) -> int:
     cfg = _config(args, extra, default=CONFIG_DIR / "demo.yaml")
     out = Path(args.out)
     console.print(f"[bold]semprior demo[/]: {cfg.method.name} on the embedded synthetic dataset → {out}")
+    start = time.monotonic()
     train(cfg, out, resume=args.resume, progress=not args.quiet)
     results = [evaluate_run(out, "test", which) for which in _eval_models(out)]
     console.print(_metrics_table(f"{out}: test split, validation-selected checkpoint",
                                  [(r.model, r.metrics.as_row()) for r in results]))
-    report = write_run_report(out, results)
+    report = write_run_report(out, results, elapsed_s=time.monotonic() - start)
     console.print(f"report: {report}")
     return 0
 
