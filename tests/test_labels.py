@@ -144,7 +144,7 @@ def test_window_is_clipped_at_image_borders():
     assert _coords(cand.mask) == {(0, x) for x in range(6)}
     corner = np.zeros_like(label)
     corner[63, 63] = 1.0
-    (cand,) = list(iter_candidates(corner, prob, np.zeros((0, 2), int), LespsConfig()))
+    (cand,) = list(iter_candidates(corner, prob, np.zeros((0, 2), int), LespsConfig(min_peak=0.0)))
     assert (cand.rows, cand.cols) == (slice(47, 64), slice(47, 64))
 
 
@@ -153,11 +153,30 @@ def test_point_centre_uses_the_point_and_its_region_size():
     label[20, 20:37] = 1.0  # 17 px; centroid (20, 28); annotated point at its left end
     prob = np.full_like(label, 0.1)
     points = np.array([[20, 20]])
-    (by_region,) = list(iter_candidates(label, prob, points, LespsConfig()))
-    (by_point,) = list(iter_candidates(label, prob, points, LespsConfig(center="point")))
+    (by_region,) = list(iter_candidates(label, prob, points, LespsConfig(min_peak=0.0)))
+    (by_point,) = list(iter_candidates(label, prob, points, LespsConfig(center="point", min_peak=0.0)))
     assert by_region.cols == slice(12, 45)
     assert by_point.cols == slice(4, 37)
     assert by_point.tau == pytest.approx(adaptive_threshold(0.1, 17, (64, 64), LespsConfig()))
+
+
+def test_min_peak_leaves_unseen_targets_alone():
+    """A flat, low prediction (the network does not see the target) must not grow a soft halo."""
+    label = np.zeros((64, 64), dtype=np.float32)
+    label[30, 30] = 1.0
+    flat = np.full_like(label, 0.05)
+    flat[30, 30] = 0.08
+    points = np.array([[30, 30]])
+    np.testing.assert_array_equal(lesps_update(label, flat, points, LespsConfig()), label)
+    # upstream's rule (min_peak = 0): tau = 0.043, so nearly the whole 33² window becomes soft
+    halo = lesps_update(label, flat, points, LespsConfig(min_peak=0.0))
+    assert ((halo > 0) & (halo < 0.5)).sum() > 1000
+    # a peaked prediction above min_peak is used as before
+    peaked = flat.copy()
+    peaked[29:32, 29:32] = 0.9
+    assert (lesps_update(label, peaked, points, LespsConfig()) > 0.4).sum() == 9
+    with pytest.raises(ValueError, match="min_peak"):
+        LespsConfig(min_peak=1.5)
 
 
 def test_lesps_blends_inside_candidates_and_keeps_the_rest():

@@ -10,7 +10,9 @@ Single Point Supervision", CVPR 2023; rule read from ``XinyiYing/LESPS`` ``net.p
 4. L ← L(1 − M) + ½(L + p)M, region after region (overlapping windows blend twice).
 
 Finally L ← max(L, 1[L_old = 1]). LESPS's code keeps a lone off-core component when M has only one
-component; this implementation drops every component that misses T, as the paper describes.
+component; this implementation drops every component that misses T, as the paper describes. Regions whose
+p_max is below ``cfg.min_peak`` are skipped (not in LESPS, whose rule is ``min_peak = 0``; see
+:class:`LespsConfig`).
 """
 
 from __future__ import annotations
@@ -89,7 +91,10 @@ def iter_candidates(
         rows = slice(max(cy - half, 0), min(cy + half + 1, h))
         cols = slice(max(cx - half, 0), min(cx + half + 1, w))
         crop = prob[rows, cols]
-        tau = adaptive_threshold(float(crop.max()), n, (h, w), cfg)
+        p_max = float(crop.max())
+        if p_max < cfg.min_peak:
+            continue  # the network does not see this target yet: no evidence to grow its label from
+        tau = adaptive_threshold(p_max, n, (h, w), cfg)
         parts, _ = ndimage.label(crop > tau, structure=EIGHT_CONNECTED)
         core = parts[
             max(cy - core_half, 0) - rows.start : min(cy + core_half + 1, h) - rows.start,
