@@ -50,6 +50,8 @@ class DataConfig:
     synthetic_train: int = 48
     synthetic_test: int = 24
     synthetic_size: int = 256  # side of the synthetic images (the generator mixes in other sizes only at 256)
+    # further SyntheticConfig fields (e.g. clutter, dim_fraction), checked by the generator's config
+    synthetic_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.datasets:
@@ -121,7 +123,7 @@ class TrainConfig:
     schedule: Literal["constant", "cosine", "step"] = "cosine"
     warmup_epochs: int = 0
     step_milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # fractions of epochs
-    loss: Literal["softiou_bce", "focal", "bce", "pal_edge"] = "softiou_bce"
+    loss: Literal["softiou_bce", "softiou", "focal", "bce", "pal_edge"] = "softiou_bce"
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # only takes effect on CUDA

@@ -144,6 +144,7 @@ def pal_edge(logits: torch.Tensor, target: torch.Tensor, edge_weight: float = 4.
 
 SEGMENTATION_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "bce": bce,
+    "softiou": soft_iou,  # DNANet / BasicIRSTD's loss alone
     "softiou_bce": softiou_bce,
     "focal": focal,
     "pal_edge": pal_edge,
@@ -161,7 +162,9 @@ def segmentation_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch
 # positive count for focal, the pixel count for the pixel-mean losses. With the positive count next
 # to softiou_bce the distillation gradient is ~200x (2x32x32 crops) to ~1e5x (16x256x256, two point
 # labels per crop) the segmentation gradient at the prior; with the pixel count it is 0.5-10x.
-DISTILL_NORM: dict[str, str] = {"focal": "positives", "bce": "pixels", "softiou_bce": "pixels", "pal_edge": "pixels"}
+DISTILL_NORM: dict[str, str] = {
+    "focal": "positives", "bce": "pixels", "softiou": "pixels", "softiou_bce": "pixels", "pal_edge": "pixels",
+}
 
 
 def distillation(

@@ -167,14 +167,14 @@ def test_min_peak_leaves_unseen_targets_alone():
     flat = np.full_like(label, 0.05)
     flat[30, 30] = 0.08
     points = np.array([[30, 30]])
-    np.testing.assert_array_equal(lesps_update(label, flat, points, LespsConfig()), label)
-    # upstream's rule (min_peak = 0): tau = 0.043, so nearly the whole 33² window becomes soft
-    halo = lesps_update(label, flat, points, LespsConfig(min_peak=0.0))
+    np.testing.assert_array_equal(lesps_update(label, flat, points, LespsConfig(min_peak=0.5)), label)
+    # upstream's rule (min_peak = 0, the default): tau = 0.043, so nearly the whole 33² window becomes soft
+    halo = lesps_update(label, flat, points, LespsConfig())
     assert ((halo > 0) & (halo < 0.5)).sum() > 1000
     # a peaked prediction above min_peak is used as before
     peaked = flat.copy()
     peaked[29:32, 29:32] = 0.9
-    assert (lesps_update(label, peaked, points, LespsConfig()) > 0.4).sum() == 9
+    assert (lesps_update(label, peaked, points, LespsConfig(min_peak=0.5)) > 0.4).sum() == 9
     with pytest.raises(ValueError, match="min_peak"):
         LespsConfig(min_peak=1.5)
 

@@ -8,12 +8,14 @@ samples (SIRST3-style), ids prefixed by each dataset's name.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..config import SYNTHETIC_ROOT, DataConfig, DatasetSpec
+from ..configtree import ConfigError
 from ..io import DataError
 from ..paths import cache_dir
 from .folder import DatasetFolder
@@ -63,8 +65,23 @@ def resolve_root(spec: DatasetSpec, cfg: DataConfig) -> Path:
 
     size = cfg.synthetic_size
     mixed = {} if size == 256 else {"height": size, "width": size, "size_range": None}
-    syn = SyntheticConfig(n_train=cfg.synthetic_train, n_test=cfg.synthetic_test, seed=cfg.synthetic_seed, **mixed)
+    options = dict(cfg.synthetic_options)
+    fixed = {"n_train", "n_test", "seed", *mixed}
+    clash = sorted(fixed & set(options))
+    if clash:
+        raise ConfigError(f"data.synthetic_options.{clash[0]}: set it with data.synthetic_* instead")
+    try:
+        syn = SyntheticConfig(n_train=cfg.synthetic_train, n_test=cfg.synthetic_test, seed=cfg.synthetic_seed,
+                              **mixed, **options)
+    except TypeError as exc:
+        known = ", ".join(sorted(SyntheticConfig.__dataclass_fields__))
+        raise ConfigError(f"data.synthetic_options: {exc} (known: {known})") from None
+    except ValueError as exc:
+        raise ConfigError(f"data.synthetic_options: {exc}") from None
     suffix = "" if size == 256 else f"-{size}px"
+    if options:  # generated folders are cached by name: other options, other folder
+        digest = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:10]
+        suffix += f"-{digest}"
     root = cache_dir() / "datasets" / f"synthetic-s{syn.seed}-{syn.n_train}-{syn.n_test}{suffix}"
     if not (root / "splits").is_dir():
         generate(root, syn, overwrite=True)

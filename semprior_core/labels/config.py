@@ -53,11 +53,12 @@ class LespsConfig:
     window away from the target. ``blend`` is the weight of the prediction inside the candidate mask
     (LESPS: ½(L + p)). ``keep_points`` forces the annotated pixels to 1 after each update.
 
-    ``min_peak``: a region whose window peak p_max is below it is left as it is. Not in LESPS or PAL (0.0 is
-    their rule): their updates start after tens of epochs, when predictions are peaked at the targets. Before
-    a network sees a target its prediction is flat and low, τ ≈ Tb·p_max admits most of the window, and the
-    label gains a wide soft halo (~1,000 px of y ≈ 0.03 per point measured on the synthetic demo) that the
-    soft-target focal loss then teaches back, so the halo feeds itself. 0.5 = "the network detects it".
+    ``min_peak``: a region whose window peak p_max is below it is left as it is (0 = LESPS's and PAL's rule).
+    Early, low predictions make τ ≈ Tb·p_max admit a wide soft halo around each point. On NUAA-SIRST that
+    halo is what lets single-pixel labels start to grow: with ``min_peak = 0.5`` a 2,400-step ACM run never
+    detected its points and no label grew, while the upstream rule grew them to 0.44 mean IoU in 1,200 steps.
+    On flat predictions (the network sees nothing yet) the halo can cover most of the window; a small
+    ``min_peak`` guards against that.
     """
 
     window: int = 33
@@ -65,7 +66,7 @@ class LespsConfig:
     tb: float = 0.5
     k: float = 0.5
     size_ref: float = 0.0015
-    min_peak: float = 0.5
+    min_peak: float = 0.0
     center: str = "region"
     blend: float = 0.5
     keep_points: bool = True
@@ -101,7 +102,7 @@ class PalConfig:
     tb: float = 0.5
     k: float = 0.5
     size_ref: float = 0.0015
-    min_peak: float = 0.5  # as LespsConfig.min_peak
+    min_peak: float = 0.0  # as LespsConfig.min_peak
     degen: float = 0.97
     binarize_labels: bool = True
     easy_window: int = 20
