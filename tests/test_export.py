@@ -57,8 +57,10 @@ def frames(tiny_synthetic) -> list[np.ndarray]:
 def clear_threshold(prob: np.ndarray, q: float = 0.99) -> float:
     """A threshold near the ``q`` quantile of ``prob``, in the widest gap between neighbouring pixel values
     there, so rounding differences between runtimes (~1e-7) cannot move a pixel across it. The tiny test
-    model is barely trained; this keeps target-list comparisons from being vacuous."""
+    model is barely trained; this keeps target-list comparisons from being vacuous. Saturated pixels (p = 1)
+    are left out: a threshold must be below 1."""
     v = np.sort(prob.ravel())
+    v = v[v < 1.0]
     k = int(q * (len(v) - 1))
     lo, hi = max(k - 200, 0), min(k + 200, len(v) - 1)
     i = lo + int(np.argmax(np.diff(v[lo : hi + 1])))
