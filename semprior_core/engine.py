@@ -8,7 +8,9 @@ Each epoch ends with ``last.pt`` (atomic) — a killed run resumes from it with
 
 from __future__ import annotations
 
+import fcntl
 import math
+import os
 import platform
 import subprocess
 import sys
@@ -109,6 +111,26 @@ def make_optimizer(cfg: RunConfig, params: list[torch.nn.Parameter]) -> torch.op
     return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
 
 
+def lock_run_dir(run_dir: Path) -> int:
+    """Hold ``run_dir`` for this process (an OS lock that a killed process releases); returns the lock's fd.
+
+    Two trainings into one folder would interleave ``metrics.jsonl`` and overwrite each other's checkpoints.
+    """
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(run_dir / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
+    except OSError as exc:
+        raise TrainingError(f"{run_dir}: run directory is not writable ({exc.strerror})") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise TrainingError(
+            f"{run_dir}: another process is training into this run; wait for it to end or use another --out"
+        ) from None
+    return fd
+
+
 def prepare_run_dir(run_dir: Path, resume: bool) -> None:
     """Fail before any training if the run directory is unusable or would be overwritten."""
     if run_dir.exists() and not resume and (run_dir / "last.pt").exists():
@@ -150,12 +172,15 @@ def environment() -> dict[str, Any]:
 
 
 class Trainer:
-    """Holds one run's state; ``fit()`` runs the remaining epochs."""
+    """Holds one run's state; ``fit()`` runs the remaining epochs, ``close()`` releases the run directory."""
+
+    _lock: int | None = None
 
     def __init__(self, cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True):
         self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
         self.rank, self.world = dist.rank(), dist.world_size()
         if self.rank == 0:
+            self._lock = lock_run_dir(self.run_dir)  # held until close() or the end of the process
             prepare_run_dir(self.run_dir, resume)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
@@ -190,6 +215,15 @@ class Trainer:
             self._resume()
         elif self.rank == 0:
             self._write_run_files()
+
+    def close(self) -> None:
+        """Release the run directory for another process."""
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def __del__(self) -> None:
+        self.close()
 
     # -- run directory -------------------------------------------------------------------
     def _write_config(self) -> None:
@@ -396,7 +430,11 @@ def _json_line(record: dict[str, Any]) -> str:
 
 def train(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True) -> list[dict[str, Any]]:
     """Train the run described by ``cfg`` into ``run_dir``; returns the per-epoch history."""
-    return Trainer(cfg, run_dir, resume=resume, progress=progress).fit()
+    trainer = Trainer(cfg, run_dir, resume=resume, progress=progress)
+    try:
+        return trainer.fit()
+    finally:
+        trainer.close()
 
 
 def read_history(run_dir: str | Path) -> list[dict[str, Any]]:

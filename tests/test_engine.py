@@ -170,3 +170,16 @@ def test_nuaa_points_loss_falls(nuaa_root, tmp_path):
     ])
     hist = train(cfg, tmp_path / "run", progress=False)
     assert hist[-1]["loss"] < hist[0]["loss"]
+
+
+def test_second_training_into_one_run_is_refused(tiny_synthetic, tmp_path):
+    from semprior_core.engine import Trainer
+
+    cfg = tiny_cfg(tiny_synthetic, "method.supervision=full", "train.epochs=1")
+    first = Trainer(cfg, tmp_path / "run", progress=False)
+    with pytest.raises(TrainingError, match="another process is training into this run"):
+        Trainer(cfg, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+    first.fit()
+    first.close()  # what the end of train() or of the process does
+    train(cfg, tmp_path / "run", resume=True, progress=False)  # the run is free again

@@ -142,6 +142,7 @@ def bench_methods(configs: dict[str, list[str]], run_root: Path, epochs: int = 1
         n = 0
         for e in range(1, epochs + 1):
             n += trainer._train_epoch(e)["steps"] * cfg.data.batch_size
+        trainer.close()
         rows.append({"backbone": cfg.model.backbone, "method": name, "train_img_s": n / (time.perf_counter() - t0)})
     base = rows[0]["train_img_s"]
     for r in rows:
