@@ -111,15 +111,25 @@ def make_optimizer(cfg: RunConfig, params: list[torch.nn.Parameter]) -> torch.op
     return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
 
 
-def lock_run_dir(run_dir: Path) -> int:
-    """Hold ``run_dir`` for this process (an OS lock that a killed process releases); returns the lock's fd.
-
-    Two trainings into one folder would interleave ``metrics.jsonl`` and overwrite each other's checkpoints.
-    """
+def prepare_run_dir(run_dir: Path, resume: bool) -> int:
+    """Fail before any training if the run directory is unusable, would be overwritten or is held by another
+    training; returns the fd of the lock that holds it for this process (an OS lock, so a killed process
+    releases it): two trainings into one folder would interleave ``metrics.jsonl`` and each other's
+    checkpoints."""
+    if run_dir.exists() and not resume and (run_dir / "last.pt").exists():
+        raise TrainingError(f"{run_dir}: already holds a run (last.pt); use --resume or another --out")
+    if resume and not (run_dir / "last.pt").exists():
+        raise TrainingError(f"{run_dir}: nothing to resume (no last.pt)")
+    fd = None
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(run_dir / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
+        probe = run_dir / ".write-probe"
+        probe.write_bytes(b"\0" * 1024 * 1024)  # 1 MiB: catches a full disk, not only permissions
+        probe.unlink()
     except OSError as exc:
+        if fd is not None:
+            os.close(fd)
         raise TrainingError(f"{run_dir}: run directory is not writable ({exc.strerror})") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -129,21 +139,6 @@ def lock_run_dir(run_dir: Path) -> int:
             f"{run_dir}: another process is training into this run; wait for it to end or use another --out"
         ) from None
     return fd
-
-
-def prepare_run_dir(run_dir: Path, resume: bool) -> None:
-    """Fail before any training if the run directory is unusable or would be overwritten."""
-    if run_dir.exists() and not resume and (run_dir / "last.pt").exists():
-        raise TrainingError(f"{run_dir}: already holds a run (last.pt); use --resume or another --out")
-    if resume and not (run_dir / "last.pt").exists():
-        raise TrainingError(f"{run_dir}: nothing to resume (no last.pt)")
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-probe"
-        probe.write_bytes(b"\0" * 1024 * 1024)  # 1 MiB: catches a full disk, not only permissions
-        probe.unlink()
-    except OSError as exc:
-        raise TrainingError(f"{run_dir}: run directory is not writable ({exc.strerror})") from exc
 
 
 def environment() -> dict[str, Any]:
@@ -180,8 +175,7 @@ class Trainer:
         self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
         self.rank, self.world = dist.rank(), dist.world_size()
         if self.rank == 0:
-            self._lock = lock_run_dir(self.run_dir)  # held until close() or the end of the process
-            prepare_run_dir(self.run_dir, resume)
+            self._lock = prepare_run_dir(self.run_dir, resume)  # held until close() or the end of the process
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         seed_everything(cfg.train.seed)

@@ -23,7 +23,6 @@ from ..config import RunConfig
 from ..data.dataset import ImageBank
 from ..data.points import PointSet
 from ..label_history import truncate_after, write_update
-from ..metrics import components
 from ..labels import (
     check_update,
     lesps_started,
@@ -37,6 +36,7 @@ from ..labels import (
     point_mask,
     should_update,
 )
+from ..metrics import components
 
 Predict = Callable[[list[int]], list[np.ndarray]]  # indices -> whole-image probabilities
 
