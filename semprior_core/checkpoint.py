@@ -54,25 +54,16 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a semprior checkpoint (field 'format' is {outer.get('format') if isinstance(outer, dict) else None!r})")
     if outer.get("version") != VERSION:
         raise CheckpointError(f"{path}: format version {outer.get('version')} differs from this semprior's {VERSION}")
-    data = outer["blob"].numpy().tobytes()
+    blob = outer.get("blob")
+    if not isinstance(blob, torch.Tensor) or blob.dtype != torch.uint8 or blob.dim() != 1:
+        raise CheckpointError(f"{path}: field 'blob' is not the payload's bytes (a 1-D uint8 tensor)")
+    data = blob.numpy().tobytes()
     if hashlib.sha256(data).hexdigest() != outer.get("sha256"):
         raise CheckpointError(f"{path}: checksum mismatch (file corrupted or modified)")
     try:
-        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:
         raise CheckpointError(f"{path}: payload cannot be decoded safely ({exc})") from exc
-
-
-def check_compatible(path: str | Path, saved: dict[str, Any], current: dict[str, Any], fields: list[str]) -> None:
-    """Refuse a checkpoint whose config differs at any dotted ``fields`` (backbone, VFM, ...)."""
-    for key in fields:
-        a, b = _get(saved, key), _get(current, key)
-        if a != b:
-            raise CheckpointError(f"{path}: checkpoint has {key}={a!r} but the current config has {key}={b!r}")
-
-
-def _get(tree: dict[str, Any], dotted: str) -> Any:
-    node: Any = tree
-    for part in dotted.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
+    if not isinstance(payload, dict):
+        raise CheckpointError(f"{path}: payload is a {type(payload).__name__}, expected a dict of fields")
+    return payload

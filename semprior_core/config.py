@@ -6,11 +6,13 @@ overrides by :func:`load_config`; unknown keys and bad values are errors naming 
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .configtree import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+from .configtree import ConfigError, apply_overrides, from_dict, load_yaml, naming_file, to_dict
 from .labels.config import LabelConfig
 from .method.config import SempriorConfig
 
@@ -175,10 +177,96 @@ def supervision_name(cfg: RunConfig) -> str:
     return "full" if cfg.method.supervision == "full" else cfg.labels.rule
 
 
+def steps_per_epoch(cfg: RunConfig) -> int:
+    """Optimizer steps per epoch that ``train.steps`` sets (rounded up); 0 = set by the data instead."""
+    return -(-cfg.train.steps // cfg.train.epochs) if cfg.train.steps else 0
+
+
+# -- resume ----------------------------------------------------------------------------------------
+# The only fields a resume may change: how the run is executed, how often it is validated, how far it
+# goes. Every other field, including any added later, is what the run *is* and must match, so a resume
+# can never turn a run into another one under the same name.
+RESUME_MAY_CHANGE = frozenset({
+    "train.epochs",  # only where nothing depends on the epoch budget (budget_dependence)
+    "train.steps",  # only where the steps per epoch stay the same
+    "train.eval_every",  # more or fewer validations; the old last epoch keeps its own
+    "train.threads", "train.device", "train.amp", "train.channels_last", "train.compile",
+    "data.num_workers", "vfm.cache_dir",
+})  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ConfigChange:
+    key: str  # dotted path, e.g. labels.rule or data.datasets[0].root
+    old: Any
+    new: Any
+
+    def __str__(self) -> str:
+        return f"{self.key} is {self.old!r} in the run but {self.new!r} now"
+
+
+def config_changes(old: Any, new: Any, key: str = "") -> Iterator[ConfigChange]:
+    """Every leaf field at which config tree ``new`` differs from ``old``, in config order."""
+    if dataclasses.is_dataclass(old) and type(old) is type(new):
+        for f in dataclasses.fields(old):
+            yield from config_changes(getattr(old, f.name), getattr(new, f.name), f"{key}.{f.name}" if key else f.name)
+    elif _dataclass_list(old) and _dataclass_list(new) and len(old) == len(new):
+        for i, (a, b) in enumerate(zip(old, new)):
+            yield from config_changes(a, b, f"{key}[{i}]")
+    elif to_dict(old) != to_dict(new):
+        yield ConfigChange(key, to_dict(old), to_dict(new))
+
+
+def _dataclass_list(value: Any) -> bool:
+    return isinstance(value, list) and all(dataclasses.is_dataclass(v) for v in value)
+
+
+def budget_dependence(cfg: RunConfig) -> list[str]:
+    """Settings that make the run's schedule a function of ``train.epochs``: changing the budget mid-run would
+    rescale what the remaining epochs do, so the run would be neither the old run nor a new one that long."""
+    why = []
+    if cfg.train.schedule != "constant":  # cosine span and step milestones are fractions of the epochs
+        why.append(f"train.schedule={cfg.train.schedule}")
+    if cfg.method.supervision == "points" and cfg.labels.rule != "fixed":
+        # label-update start, PAL phases and the skipped update at the last epoch are set by the budget
+        why.append(f"labels.rule={cfg.labels.rule}")
+    return why
+
+
+def check_resume(old: RunConfig, new: RunConfig, epochs_done: int) -> list[ConfigChange]:
+    """The changes resuming a run of config ``old``, ``epochs_done`` epochs in, with ``new`` makes.
+
+    A :class:`ConfigError` names every field (with both values) that would change what the run is."""
+    changes = list(config_changes(old, new))
+    problems = [str(c) for c in changes if c.key not in RESUME_MAY_CHANGE]
+    if new.train.epochs < epochs_done:
+        problems.append(f"train.epochs={new.train.epochs} is fewer than the {epochs_done} epochs already trained")
+    why = budget_dependence(old)
+    if new.train.epochs != old.train.epochs and why:
+        problems.append(
+            f"train.epochs {old.train.epochs} -> {new.train.epochs} would rescale a schedule set by the epoch "
+            f"budget ({', '.join(why)}) that the trained epochs followed"
+        )
+    if old.train.eval_every != new.train.eval_every and old.method.name == "semprior" and old.semprior.combine == "weighted":
+        problems.append(
+            f"train.eval_every {old.train.eval_every} -> {new.train.eval_every} changes when validation re-weights "
+            "the networks of semprior.combine=weighted's label updates"
+        )
+    if steps_per_epoch(old) != steps_per_epoch(new):
+        problems.append(
+            f"train.steps={new.train.steps} over {new.train.epochs} epochs changes the steps per epoch "
+            f"({steps_per_epoch(old)} -> {steps_per_epoch(new)}; 0 = set by the data)"
+        )
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return changes
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     """YAML file (optional) + ``key.sub=value`` overrides -> validated :class:`RunConfig`."""
     data = load_yaml(path) if path else {}
-    cfg = from_dict(RunConfig, data)
+    with naming_file(path):
+        cfg = from_dict(RunConfig, data)
     return apply_overrides(cfg, list(overrides or []))
 
 

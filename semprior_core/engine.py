@@ -4,6 +4,8 @@
 then loops. Selection uses the validation split carved from training data only.
 Each epoch ends with ``last.pt`` (atomic) — a killed run resumes from it with
 ``resume=True`` and, on CPU with a fixed seed, ends exactly as an uninterrupted one.
+A resume may change only what :data:`~semprior_core.config.RESUME_MAY_CHANGE` lists (each resume is
+recorded in ``run.json``), and is checked in full before the run directory changes.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import platform
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -24,25 +27,50 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from . import distributed as dist
-from .checkpoint import check_compatible, load_checkpoint, save_checkpoint
-from .config import RunConfig, config_dict, supervision_name
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .config import (
+    ConfigChange,
+    ConfigError,
+    RunConfig,
+    check_resume,
+    config_dict,
+    config_from_dict,
+    steps_per_epoch,
+    supervision_name,
+)
 from .data.catalog import DataSplits, build_splits, folders_of, load_points
 from .data.dataset import CropDataset, ImageBank, Normalization, collate, epoch_plan
 from .device import autocast, epoch_seed, make_scaler, resolve_device, seed_everything
 from .inference import predict_probs, to_device
-from .io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
+from .io import (
+    DataError,
+    append_jsonl,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    read_jsonl,
+    read_text,
+)
 from .method import create_method
 from .method.base import Context, Method
 from .method.supervision import Supervision
 from .metrics import MetricAccumulator
+from .run_identity import check_checkpoint_of, new_run_id, read_run_record
 from .selection import point_scores
-
-COMPAT_FIELDS = ["model.backbone", "method.name", "method.model", "vfm.name", "scam.enabled", "scam.stages",
-                 "semprior.share_backbone"]
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (non-finite loss, unusable run directory, ...)."""
+
+
+@dataclass
+class _Resume:
+    """What a resume found valid: the checkpoint, run.json, the allowed config changes and the run's id."""
+
+    checkpoint: dict[str, Any]
+    record: dict[str, Any]
+    changes: list[ConfigChange]
+    run_id: str
 
 
 @dataclass
@@ -97,8 +125,7 @@ def samples_per_epoch(cfg: RunConfig, n_active: int, world: int = 1) -> int:
     """Crops drawn in one epoch: ``train.steps`` spread over the epochs (whole batches on every rank),
     ``data.samples_per_epoch``, or one per active image."""
     if cfg.train.steps:
-        per_epoch = -(-cfg.train.steps // cfg.train.epochs)
-        return per_epoch * cfg.data.batch_size * world
+        return steps_per_epoch(cfg) * cfg.data.batch_size * world
     return cfg.data.samples_per_epoch or n_active
 
 
@@ -115,30 +142,37 @@ def prepare_run_dir(run_dir: Path, resume: bool) -> int:
     """Fail before any training if the run directory is unusable, would be overwritten or is held by another
     training; returns the fd of the lock that holds it for this process (an OS lock, so a killed process
     releases it): two trainings into one folder would interleave ``metrics.jsonl`` and each other's
-    checkpoints."""
+    checkpoints. The lock is on the folder itself, so taking it creates no file: a refused resume leaves the
+    run byte-identical."""
     if run_dir.exists() and not resume and (run_dir / "last.pt").exists():
         raise TrainingError(f"{run_dir}: already holds a run (last.pt); use --resume or another --out")
     if resume and not (run_dir / "last.pt").exists():
         raise TrainingError(f"{run_dir}: nothing to resume (no last.pt)")
-    fd = None
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(run_dir / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
-        probe = run_dir / ".write-probe"
-        probe.write_bytes(b"\0" * 1024 * 1024)  # 1 MiB: catches a full disk, not only permissions
-        probe.unlink()
+        fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as exc:
-        if fd is not None:
-            os.close(fd)
         raise TrainingError(f"{run_dir}: run directory is not writable ({exc.strerror})") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _probe_space(run_dir / ".write-probe")
     except BlockingIOError:
         os.close(fd)
         raise TrainingError(
             f"{run_dir}: another process is training into this run; wait for it to end or use another --out"
         ) from None
+    except OSError as exc:
+        os.close(fd)
+        raise TrainingError(f"{run_dir}: run directory is not writable ({exc.strerror})") from exc
     return fd
+
+
+def _probe_space(probe: Path) -> None:
+    """Write 1 MiB and remove it: catches a full disk, not only permissions, and leaves nothing behind."""
+    try:
+        probe.write_bytes(b"\0" * 1024 * 1024)
+    finally:
+        probe.unlink(missing_ok=True)  # a full disk leaves a partial probe
 
 
 def environment() -> dict[str, Any]:
@@ -176,6 +210,23 @@ class Trainer:
         self.rank, self.world = dist.rank(), dist.world_size()
         if self.rank == 0:
             self._lock = prepare_run_dir(self.run_dir, resume)  # held until close() or the end of the process
+        try:
+            # Everything is checked and built before the run directory changes: a resume refused for any
+            # reason (config, checkpoint, run files, data) leaves the run byte-identical.
+            resumed = self._check_resume() if resume else None
+            self.run_id = resumed.run_id if resumed is not None else new_run_id()
+            self._build()
+            if resumed is not None:
+                self._check_splits()
+                self._restore(resumed)
+            elif self.rank == 0:
+                self._start_run()
+        except BaseException:
+            self.close()  # released now, not whenever the half-built trainer is collected
+            raise
+
+    def _build(self) -> None:
+        cfg = self.cfg
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         seed_everything(cfg.train.seed)
@@ -205,10 +256,6 @@ class Trainer:
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {"score": -math.inf, "epoch": None}
-        if resume:
-            self._resume()
-        elif self.rank == 0:
-            self._write_run_files()
 
     def close(self) -> None:
         """Release the run directory for another process."""
@@ -224,6 +271,11 @@ class Trainer:
         import yaml
 
         atomic_write_text(self.run_dir / "config.yaml", yaml.safe_dump(config_dict(self.cfg), sort_keys=False))
+
+    def _start_run(self) -> None:
+        self._write_run_files()
+        self.supervision.record_initial()
+        self.method.on_start()
 
     def _write_run_files(self) -> None:
         self._write_config()
@@ -241,8 +293,29 @@ class Trainer:
                 "normalization": self.norm.__dict__,
                 "eval_models": list(self.method.eval_models),
                 "supervision": supervision_name(self.cfg),
+                "run_id": self.run_id,
+                "resumes": [],
             },
         )
+
+    def _save_epoch(self, record: dict[str, Any], improved: bool) -> None:
+        """last.pt first: a resume starts from it and rebuilds the rest from it (metrics.jsonl, and best.pt by
+        :meth:`_repair_best`), so a write failing at any point (a full disk) leaves a resumable run."""
+        payload = self._payload()
+        save_checkpoint(self.run_dir / "last.pt", payload)
+        if improved:
+            save_checkpoint(self.run_dir / "best.pt", payload)
+        append_jsonl(self.run_dir / "metrics.jsonl", record)
+
+    def _repair_best(self) -> None:
+        """When the last finished epoch is the best, best.pt is last.pt: rewrite it if a failed write left it
+        behind (or missing)."""
+        if self.best.get("epoch") != self.epoch:
+            return
+        data = (self.run_dir / "last.pt").read_bytes()
+        best = self.run_dir / "best.pt"
+        if not best.is_file() or best.read_bytes() != data:
+            atomic_write_bytes(best, data)
 
     def _payload(self) -> dict[str, Any]:
         return {
@@ -258,30 +331,71 @@ class Trainer:
             "best": self.best,
             "normalization": {"mean": self.norm.mean, "std": self.norm.std},
             "eval_models": list(self.method.eval_models),
+            "run_id": self.run_id,
         }
 
-    def _resume(self) -> None:
+    def _check_resume(self) -> _Resume:
+        """The checkpoint to resume from and what the resume changes; an error if it is refused."""
         path = self.run_dir / "last.pt"
         ckpt = load_checkpoint(path)
-        check_compatible(path, ckpt["config"], config_dict(self.cfg), COMPAT_FIELDS)
+        record = read_run_record(self.run_dir)
+        if not isinstance(record.get("resumes", []), list):
+            raise DataError(f"{self.run_dir / 'run.json'}: field 'resumes' must be a list, got {record['resumes']!r}")
+        try:
+            saved = config_from_dict(ckpt["config"])
+        except ConfigError as exc:
+            raise CheckpointError(f"{path}: its config is not valid for this semprior ({exc})") from None
+        check_checkpoint_of(self.run_dir, path, ckpt.get("run_id"), saved)
+        try:
+            changes = check_resume(saved, self.cfg, ckpt["epoch"])
+        except ConfigError as exc:
+            raise ConfigError(
+                f"{self.run_dir}: cannot resume with this config: {exc}. Resume with the run's own config "
+                f"(--config {self.run_dir / 'config.yaml'}) or train a new run into another --out"
+            ) from None
+        # A run from before run ids gets one now; its older checkpoints are matched by their config.
+        return _Resume(ckpt, record, changes, record.get("run_id") or new_run_id())
+
+    def _check_splits(self) -> None:
+        """A resume trains on the images the run recorded: a dataset changed on disk is refused, not trained on."""
+        for name in ("train", "val", "test"):
+            path = self.run_dir / "splits" / f"{name}.txt"
+            recorded = [line for line in read_text(path, "split record").splitlines() if line]
+            if recorded != [r.key for r in self.splits.get(name)]:
+                raise DataError(f"{path}: the dataset's {name} split no longer matches the ids this run recorded")
+
+    def _restore(self, resumed: _Resume) -> None:
+        ckpt = resumed.checkpoint
         for name, net in self.method.networks().items():
             net.load_state_dict(ckpt["networks"][name])
         self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scaler.load_state_dict(ckpt["scaler"])
+        if ckpt["scaler"]:  # empty when saved without AMP: resumed with AMP, the scale starts afresh
+            self.scaler.load_state_dict(ckpt["scaler"])
         self.method.load_state_dict(ckpt["method"])
         self.supervision.load_state_dict(ckpt["supervision"])
         if self.val_supervision is not None:
             self.val_supervision.load_state_dict(ckpt["val_supervision"])
         self.history, self.best, self.epoch = ckpt["history"], ckpt["best"], ckpt["epoch"]
         if self.rank == 0:
-            # A resume may change compatible fields (more epochs, another eval cadence): the run
-            # directory must describe what the run now is.
+            # The run directory must describe what the run now is (more epochs, another eval cadence, ...).
             self._write_config()
+            self._record_resume(resumed)
             # Lines appended after the last complete checkpoint belong to lost work.
             lines = "".join(_json_line(r) for r in self.history)
             atomic_write_text(self.run_dir / "metrics.jsonl", lines)
+            self._repair_best()
             self.supervision.truncate_history(self.epoch)
             self.method.on_resume()
+
+    def _record_resume(self, resumed: _Resume) -> None:
+        """Append to run.json's ``resumes`` when, at which epoch and with which allowed changes the run went on."""
+        entry = {
+            "epoch": self.epoch,
+            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "changes": {c.key: [c.old, c.new] for c in resumed.changes},
+        }
+        record = resumed.record | {"run_id": self.run_id, "resumes": [*resumed.record.get("resumes", []), entry]}
+        atomic_write_json(self.run_dir / "run.json", record)
 
     # -- loop ----------------------------------------------------------------------------
     def fit(self) -> list[dict[str, Any]]:
@@ -306,11 +420,7 @@ class Trainer:
                 self.best = {"score": record["select_score"], "epoch": record["epoch"], "metric": self.selection.metric}
             dist.assert_same_state(self.method.networks(), f"epoch {self.epoch}")
             if self.rank == 0:
-                payload = self._payload()
-                if improved:
-                    save_checkpoint(self.run_dir / "best.pt", payload)
-                save_checkpoint(self.run_dir / "last.pt", payload)
-                append_jsonl(self.run_dir / "metrics.jsonl", record)
+                self._save_epoch(record, improved)
         return self.history
 
     def _loader(self) -> DataLoader:

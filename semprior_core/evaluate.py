@@ -7,6 +7,7 @@ scored. Results are written to ``<run>/eval/`` atomically.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from .inference import predict_probs
 from .io import DataError, atomic_write_json, read_image, save_png
 from .metrics import ImageStats, MetricAccumulator, Metrics
 from .networks import build_network
+from .outputs import plan_outputs
+from .run_identity import check_checkpoint_of
 
 
 @dataclass
@@ -36,6 +39,7 @@ class LoadedRun:
     eval_models: list[str]
     epoch: int
     path: Path
+    run_id: str | None = None  # the run that wrote the checkpoint (None before run ids)
 
     def default_model(self) -> str:
         return self.eval_models[0]
@@ -53,7 +57,7 @@ def load_run(checkpoint: str | Path, device: torch.device | str = "cpu") -> Load
         net.load_state_dict(state)
         nets[name] = net.to(device).eval()
     norm = Normalization(**ckpt["normalization"])
-    return LoadedRun(cfg, nets, norm, list(ckpt["eval_models"]), int(ckpt["epoch"]), path)
+    return LoadedRun(cfg, nets, norm, list(ckpt["eval_models"]), int(ckpt["epoch"]), path, ckpt.get("run_id"))
 
 
 def resolve_checkpoint(run_dir: str | Path, which: str = "best") -> Path:
@@ -62,6 +66,17 @@ def resolve_checkpoint(run_dir: str | Path, which: str = "best") -> Path:
     if not path.is_file():
         raise DataError(f"{path}: checkpoint not found (is {run_dir} a finished run?)")
     return path
+
+
+def checkpoint_label(run_dir: Path, checkpoint: str) -> str:
+    """Flat name of ``checkpoint`` in ``eval/`` file names: best, last, or the stem of a file in the run
+    folder; a file elsewhere adds a hash of its location, so it never passes for the run's own best."""
+    if checkpoint in ("best", "last"):
+        return checkpoint
+    path = Path(checkpoint).resolve()
+    if path.parent == run_dir.resolve():
+        return path.stem
+    return f"{path.stem}-{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
 
 
 def run_bank(run: LoadedRun, run_dir: Path, split: str) -> ImageBank:
@@ -139,6 +154,7 @@ def evaluate_run(
     else:
         dev = resolve_device(device)
         run = load_run(resolve_checkpoint(run_dir, checkpoint), dev)
+        check_checkpoint_of(run_dir, run.path, run.run_id, run.cfg)
         which, epoch = which or run.default_model(), run.epoch
         if which not in run.networks:
             raise ValueError(f"{run.path}: no network {which!r}; it holds {', '.join(run.networks)}")
@@ -147,9 +163,10 @@ def evaluate_run(
     acc = MetricAccumulator(threshold=threshold)
     for i, p in enumerate(probs):
         acc.update(p, bank.mask(i))
-    res = EvalResult(split, which, checkpoint, epoch, acc.compute(), list(acc.stats), bank.keys())
+    label = checkpoint_label(run_dir, checkpoint)
+    res = EvalResult(split, which, label, epoch, acc.compute(), list(acc.stats), bank.keys())
     if save:
-        atomic_write_json(run_dir / "eval" / f"{split}_{which}_{checkpoint}.json", res.to_dict())
+        atomic_write_json(run_dir / "eval" / f"{split}_{which}_{label}.json", res.to_dict())
     return res
 
 
@@ -165,7 +182,9 @@ def list_images(folder: str | Path) -> list[Path]:
 
 def predict_folder(checkpoint: str | Path, images: str | Path, out: str | Path, which: str | None = None,
                    device: str = "auto", progress: bool = True) -> list[Path]:
-    """One 8-bit probability PNG per input image (same stem, same size) in ``out``.
+    """One 8-bit probability PNG per input image (same size) in ``out``, named as
+    :data:`~semprior_core.outputs.NAMING` says; refused before anything is written if an output would be an
+    input file.
 
     ``checkpoint`` may also be a classical run (its directory or its ``run.json``); its masks are 0/255.
     """
@@ -175,6 +194,7 @@ def predict_folder(checkpoint: str | Path, images: str | Path, out: str | Path, 
     from .data.folder import DatasetFolder
 
     files = list_images(images)
+    targets = plan_outputs(files, out)
     if classical_run_dir(checkpoint) is not None:
         classical = ClassicalRun.open(checkpoint)
         classical.check_model(which)
@@ -191,6 +211,6 @@ def predict_folder(checkpoint: str | Path, images: str | Path, out: str | Path, 
             bank = ImageBank([SampleRef(folder, path.stem)], images=[read_image(path)])
             return predict_bank(run, which, bank, dev)[0]
     return [
-        save_png(Path(out) / f"{path.stem}.png", np.rint(predict(path) * 255).astype(np.uint8))
-        for path in tqdm(files, desc="predict", disable=not progress)
+        save_png(target, np.rint(predict(path) * 255).astype(np.uint8))
+        for path, target in tqdm(list(zip(files, targets)), desc="predict", disable=not progress)
     ]

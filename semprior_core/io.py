@@ -1,42 +1,67 @@
 """File I/O that never leaves a half-written file and never fails silently.
 
 Every writer goes through a temporary file in the destination folder, fsync and
-``os.replace`` (atomic on POSIX), so a run killed mid-write keeps the previous version.
+``os.replace`` (atomic on POSIX), so a run killed mid-write keeps the previous version;
+a write that fails (disk full, quota, permissions) is a :class:`WriteError` naming the file.
 Image readers turn every decoding problem into :class:`DataError` naming the file.
 """
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import os
-import tempfile
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 
 class DataError(ValueError):
     """Bad input data; the message names the file and the problem."""
 
 
-def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None]) -> Path:
-    """Call ``write(fh)`` on a temporary file next to ``path``, then atomically rename it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+class WriteError(OSError):
+    """An output file could not be written (disk full, quota, permissions); ``filename`` names it."""
+
+    def __str__(self) -> str:
+        return f"{self.filename}: cannot write ({self.strerror})"
+
+
+@contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """Turn an OSError into a :class:`WriteError` naming ``path``: the file the user asked for, not a temporary."""
     try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        yield
+    except OSError as exc:
+        raise WriteError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+
+
+def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None]) -> Path:
+    """Call ``write(fh)`` on a temporary file next to ``path``, then atomically rename it.
+
+    The file gets mode 0o666 less the umask, as other tools' files do (``mkstemp`` would make it 0o600).
+    """
+    path = Path(path)
+    with _writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+        # The kernel applies the umask (and any default ACL) to the mode; O_EXCL never reuses a file.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                write(fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     return path
 
 
@@ -55,40 +80,73 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
 def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
     """Append one JSON line and fsync; readers skip a torn last line (see :func:`read_jsonl`)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record, sort_keys=True) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    with _writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, sort_keys=True) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def read_text(path: str | Path, what: str = "file") -> str:
+    """Text of ``path`` as users save it: UTF-8 (BOM optional), UTF-16 with a BOM, else latin-1.
+
+    Latin-1 maps every byte, so a file from an editor's "ANSI" setting keeps its names instead of failing.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: {what} not found") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read {what} ({exc.strerror})") from None
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}: {what} starts with a UTF-16 mark but is not UTF-16 text ({exc.reason})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
 
 
 def read_json(path: str | Path, what: str = "file") -> Any:
     """The parsed JSON of ``path``; a missing or malformed file is a :class:`DataError` naming it."""
     path = Path(path)
+    return _parse_json(path, read_text(path, what))
+
+
+def _parse_json(path: Path, text: str, line: int | None = None) -> Any:
+    """``text`` parsed; ``line`` is its line number inside a JSON-lines file."""
+    where = "" if line is None else f" line {line} is"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: {what} not found") from None
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+        at = "" if line is not None else f" at line {exc.lineno}"
+        raise DataError(f"{path}:{where} not valid JSON ({exc.msg}{at})") from None
+    except (ValueError, RecursionError) as exc:  # integers past Python's digit limit, absurd nesting
+        raise DataError(f"{path}:{where} not usable JSON ({type(exc).__name__}: {exc})") from None
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Records of a JSON-lines file; a torn final line (a kill mid-append) is ignored."""
+    """Records (JSON objects) of a JSON-lines file; a torn final line (a kill mid-append) is ignored."""
     path = Path(path)
     if not path.exists():
         return []
+    # split("\n"), not splitlines(): JSON text may hold U+2028 or U+0085, which end no record.
+    lines = [(n, ln) for n, ln in enumerate(read_text(path, "JSON-lines file").split("\n"), 1) if ln.strip()]
     out = []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
+    for k, (n, line) in enumerate(lines):
         try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            if i == len(lines) - 1:
+            record = _parse_json(path, line, n)
+        except DataError:
+            if k == len(lines) - 1:
                 break
-            raise DataError(f"{path}: line {i + 1} is not valid JSON ({exc.msg})") from exc
+            raise
+        if not isinstance(record, dict):
+            raise DataError(f"{path}: line {n} is a JSON {type(record).__name__}, expected an object")
+        out.append(record)
     return out
 
 
@@ -109,8 +167,8 @@ def _open(path: Path) -> Image.Image:
     try:
         img = Image.open(path)
         img.load()  # decode now so truncation is reported here, not deep inside a DataLoader
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise DataError(f"{path}: cannot decode image ({exc})") from exc
+    except Exception as exc:  # Pillow's decoders raise many types (ValueError, DecompressionBombError, ...)
+        raise DataError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from exc
     return img
 
 

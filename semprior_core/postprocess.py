@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from .io import DataError
 from .metrics import binarize, components, evaluate
 from .selection import point_scores
 
@@ -113,6 +114,8 @@ def select_threshold(
         metric = "iou"
         scores = {float(t): evaluate(probs, masks, threshold=float(t)).iou for t in grid}
     else:
+        if not any(len(p) for p in points or ()):
+            raise DataError("no validation image has a point: point-F1 cannot choose a threshold (give one)")
         metric = "point_f1"
         scores = {float(t): point_scores(probs, points, threshold=float(t), max_area=max_area)["point_f1"]
                   for t in grid}

@@ -5,22 +5,118 @@ A run directory (written by :mod:`semprior_core.engine`) holds ``config.yaml``,
 (one record per epoch), ``splits/``, ``labels/update_*.npz`` (:class:`LabelHistory`),
 ``clusters/{assignment.json,weights.jsonl}`` (:class:`ClusterHistory`), ``eval/*.json``
 and the checkpoints ``best.pt`` / ``last.pt``.
+
+Every reader checks the fields its callers use and raises :class:`DataError` naming the
+file and the field, so a damaged run is one clear error, not a traceback far away.
 """
 
 from __future__ import annotations
 
-import json
+import math
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .config import config_from_dict
-from .io import DataError, read_jsonl
+from .configtree import load_yaml, naming_file
+from .io import DataError, read_json, read_jsonl, read_text
 from .label_history import LabelHistory
 
-__all__ = ["ClusterHistory", "LabelHistory", "Run", "find_runs"]
+__all__ = ["ClusterHistory", "LabelHistory", "Run", "best_record", "find_runs"]
+
+Check = tuple[Callable[[Any], bool], str]  # (test, what the value must be)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    """A JSON number a float holds: a bigger integer would overflow every mean and plot of it."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    return isinstance(v, float) or abs(v) <= sys.float_info.max
+
+
+def _is_names(v: Any) -> bool:
+    return isinstance(v, list) and bool(v) and all(isinstance(s, str) and s for s in v)
+
+
+def _numbers(v: Any) -> bool:
+    return isinstance(v, list) and all(_is_number(x) for x in v)
+
+
+def _image_stats(v: Any) -> bool:
+    return isinstance(v, dict) and isinstance(v.get("key"), str) and all(
+        _is_number(v.get(k)) for k in ("intersection", "union"))
+
+
+STRING: Check = (lambda v: isinstance(v, str), "a string")
+COUNT: Check = (lambda v: _is_int(v) and v >= 0, "a non-negative integer")
+INFO_FIELDS: dict[str, Check] = {
+    "kind": (lambda v: v in ("trained", "classical"), "'trained' or 'classical'"),
+    "method": STRING,
+    "supervision": STRING,
+    "eval_models": (_is_names, "a non-empty list of network names"),
+    "selection": (lambda v: isinstance(v, dict) and isinstance(v.get("metric"), str), 'an object with a "metric"'),
+}
+EVAL_FIELDS: dict[str, Check] = {
+    "split": (lambda v: v in ("train", "val", "test"), "train, val or test"),
+    "model": STRING,
+    "checkpoint": STRING,
+    "epoch": COUNT,
+    "row": (lambda v: isinstance(v, dict) and all(_is_number(v.get(m)) for m in ("IoU", "nIoU", "Pd", "Fa")),
+            "an object with numbers IoU, nIoU, Pd and Fa"),
+    "per_image": (lambda v: isinstance(v, list) and all(_image_stats(p) for p in v),
+                  "a list of objects with key, intersection and union"),
+}
+ASSIGNMENT_FIELDS: dict[str, Check] = {
+    "k": COUNT,
+    "ids": (lambda v: isinstance(v, list) and all(isinstance(s, str) for s in v), "a list of image keys"),
+    "labels": (lambda v: isinstance(v, list) and all(_is_int(c) for c in v), "a list of cluster numbers"),
+}
+ENV_FIELDS: dict[str, Check] = {"git_commit": (lambda v: v is None or isinstance(v, str), "a string or null")}
+WEIGHTS_FIELDS: dict[str, Check] = {"step": COUNT} | {
+    k: (_numbers, "a list of numbers") for k in ("weights", "sizes", "mean_loss", "samples")}
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_fields(where: str, obj: Any, fields: dict[str, Check], required: bool = True) -> dict[str, Any]:
+    """``obj`` after checking it is an object whose ``fields`` pass their tests (absent ones too, unless
+    ``required``); ``where`` names the file (and record) in the error."""
+    if not isinstance(obj, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    for key, (ok, what) in fields.items():
+        if key not in obj:
+            if required:
+                raise DataError(f"{where}: field {key!r} is missing")
+        elif not ok(obj[key]):
+            raise DataError(f"{where}: field {key!r} must be {what}, got {_short(obj[key])}")
+    return obj
+
+
+def _check_record(where: str, record: dict[str, Any]) -> dict[str, Any]:
+    """An epoch record: a non-negative integer ``epoch``; every logged value a number (or null)."""
+    check_fields(where, record, {"epoch": COUNT})
+    bad = next((k for k, v in record.items() if v is not None and not _is_number(v)), None)
+    if bad is not None:
+        raise DataError(f"{where}: field {bad!r} must be a number, got {_short(record[bad])}")
+    return record
+
+
+def best_record(history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The record with the highest finite ``select_score`` (what selected ``best.pt``), or None.
+
+    NaN marks a validation that could not score (e.g. no validation point): it selects nothing.
+    """
+    scored = [r for r in history if _is_number(r.get("select_score")) and math.isfinite(r["select_score"])]
+    return max(scored, key=lambda r: r["select_score"]) if scored else None
 
 
 class ClusterHistory:
@@ -28,10 +124,13 @@ class ClusterHistory:
 
     def __init__(self, run_dir: str | Path):
         folder = Path(run_dir) / "clusters"
+        path = folder / "assignment.json"
         self.assignment: dict[str, Any] = (
-            json.loads((folder / "assignment.json").read_text()) if (folder / "assignment.json").exists() else {}
+            check_fields(str(path), read_json(path, "cluster assignment"), ASSIGNMENT_FIELDS) if path.exists() else {}
         )
-        self.records = read_jsonl(folder / "weights.jsonl")
+        weights = folder / "weights.jsonl"
+        self.records = [check_fields(f"{weights}: record {i}", r, WEIGHTS_FIELDS)
+                        for i, r in enumerate(read_jsonl(weights), 1)]
 
     def __len__(self) -> int:
         return len(self.records)
@@ -76,20 +175,31 @@ class Run:
         """``trained`` or ``classical``."""
         return self.info().get("kind", "trained")
 
+    def config_tree(self) -> dict[str, Any]:
+        """``config.yaml`` as a plain mapping (ConfigError naming the file if unreadable)."""
+        return load_yaml(self.path / "config.yaml")
+
     def config(self):
         """The run's config: a :class:`RunConfig`, or a ``ClassicalRunConfig`` for classical runs."""
         if self.kind == "classical":
             from .classical.run import load_classical_config
 
             return load_classical_config(self.path / "config.yaml")
-        return config_from_dict(yaml.safe_load((self.path / "config.yaml").read_text()))
+        with naming_file(self.path / "config.yaml"):
+            return config_from_dict(self.config_tree())
 
     def info(self) -> dict[str, Any]:
         f = self.path / "run.json"
-        return json.loads(f.read_text()) if f.exists() else {}
+        return check_fields(str(f), read_json(f, "run file"), INFO_FIELDS, required=False) if f.exists() else {}
+
+    def environment(self) -> dict[str, Any]:
+        """``environment.json`` (versions, git commit) or {} when the run has none."""
+        f = self.path / "environment.json"
+        return check_fields(str(f), read_json(f, "environment file"), ENV_FIELDS, required=False) if f.is_file() else {}
 
     def history(self) -> list[dict[str, Any]]:
-        return read_jsonl(self.path / "metrics.jsonl")
+        f = self.path / "metrics.jsonl"
+        return [_check_record(f"{f}: record {i}", r) for i, r in enumerate(read_jsonl(f), 1)]
 
     def labels(self) -> LabelHistory:
         return LabelHistory(self.path)
@@ -100,11 +210,12 @@ class Run:
     def evaluations(self) -> list[dict[str, Any]]:
         """Saved ``semprior eval`` results (each names its split, network and checkpoint)."""
         folder = self.path / "eval"
-        return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+        files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+        return [check_fields(str(p), read_json(p, "evaluation"), EVAL_FIELDS) for p in files]
 
     def split(self, name: str) -> list[str]:
         f = self.path / "splits" / f"{name}.txt"
-        return [line for line in f.read_text().splitlines() if line] if f.exists() else []
+        return [s for line in read_text(f, "split file").splitlines() if (s := line.strip())] if f.exists() else []
 
 
 def find_runs(root: str | Path) -> list[Run]:

@@ -11,6 +11,7 @@ so degenerate predictions cannot score well. Scores are pooled over all images (
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -37,12 +38,16 @@ def point_scores(
     probs: Sequence[np.ndarray], points: Sequence[np.ndarray], threshold: float = 0.5, distance: float = 3.0,
     max_area: int = 400,
 ) -> dict[str, float]:
-    """Point recall, component precision and their F1 over a set of images."""
+    """Point recall, component precision and their F1 over a set of images; all NaN without any point."""
     hit = comps = comps_hit = total = 0
     for prob, pts in zip(probs, points, strict=True):
         h, c, ch = point_hits(prob, pts, threshold, distance, max_area)
         hit, comps, comps_hit, total = hit + h, comps + c, comps_hit + ch, total + len(pts)
-    recall = hit / total if total else 1.0
-    precision = comps_hit / comps if comps else (1.0 if total == 0 else 0.0)
+    if total == 0:
+        # Without a point nothing is known about these images: NaN, so no checkpoint or threshold is
+        # chosen on them (NaN compares false with every score).
+        return {"point_recall": math.nan, "point_precision": math.nan, "point_f1": math.nan}
+    recall = hit / total
+    precision = comps_hit / comps if comps else 0.0
     f1 = 2 * recall * precision / (recall + precision) if recall + precision > 0 else 0.0
     return {"point_recall": recall, "point_precision": precision, "point_f1": f1}

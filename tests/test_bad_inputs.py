@@ -131,3 +131,226 @@ def test_missing_vfm_weights_file(corpus, tmp_path, capsys):
     assert _train(corpus, tmp_path, "--method", "semprior", "--vfm.name=dinov2_vitb14",
                   f"--vfm.weights={tmp_path / 'nope.pth'}") == 2
     assert "nope.pth: weights file not found" in capsys.readouterr().out.replace("\n", "")
+
+
+# -- points files: the loader `train` uses checks every entry ------------------------------------------------
+def _points(images: dict) -> dict:
+    return {"format": "semprior-points", "version": 1, "kind": "user", "seed": 0, "images": images}
+
+
+def _good_points() -> dict:
+    return _points({f"a{i}": {"size": [24, 28], "points_yx": [[11, 13]]} for i in range(5)}
+                   | {"a5": {"size": [24, 28], "points_yx": []}})
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ({"size": [24, 28], "points_yx": [[float("nan"), 3]]}, "points_yx[0]: coordinates must be finite"),
+        ({"size": [], "points_yx": [[2, float("inf")]]}, "points_yx[0]: coordinates must be finite"),
+        ({"size": [24, 28], "points_yx": [[1, 2, 3]]}, "points_yx[0]: a point must be a [y, x] pair"),
+        ({"size": [24, 28], "points_yx": [[1]]}, "points_yx[0]: a point must be a [y, x] pair"),
+        ({"size": [24, 28], "points_yx": [1, 2]}, "points_yx[0]: a point must be a [y, x] pair"),
+        ({"size": [24, 28], "points_yx": [["11", "13"]]}, "points_yx[0]: coordinates must be numbers"),
+        ({"size": [24, 28], "points_yx": [[True, 13]]}, "points_yx[0]: coordinates must be numbers"),
+        ({"size": [24, 28], "points_yx": [[[11], 13]]}, "points_yx[0]: coordinates must be numbers"),
+        ({"size": [24, 28], "points_yx": [[5, 6], [-1, 13]]}, "points_yx[1]: coordinates must be finite and non-negative"),
+        ({"size": [], "points_yx": [[-0.6, 13]]}, "points_yx[0]: coordinates must be finite and non-negative"),
+        ({"size": [24, 28], "points_yx": [[23.6, 13]]}, "point (y=24, x=13) lies outside the 28x24 image"),
+        ({"size": [24], "points_yx": []}, "size must be [H, W]"),
+        ({"size": ["24", "28"], "points_yx": []}, "size must be [H, W]"),
+        ({"size": [24, 28], "points_yx": "11,13"}, "\"points_yx\" must be a list"),
+        ({"size": [24, 28], "points": [[11, 13]]}, "entry keys must be \"points_yx\""),
+        ([[11, 13]], "entry must be an object"),
+    ],
+)
+def test_points_file_bad_entry_one_clear_error(tmp_path, entry, message):
+    from semprior_core.data.points import PointSet
+    from semprior_core.io import DataError
+
+    data = _good_points()
+    data["images"]["a2"] = entry
+    (tmp_path / "pts.json").write_text(json.dumps(data))
+    with pytest.raises(DataError) as err:
+        PointSet.load(tmp_path / "pts.json")
+    assert "pts.json: image 'a2'" in str(err.value) and message in str(err.value)
+
+
+def test_points_file_fractional_coordinates_round_to_the_nearest_pixel(tmp_path):
+    from semprior_core.data.points import PointSet
+
+    data = _good_points()
+    data["images"]["a1"]["points_yx"] = [[10.5, 12.49], [0.2, 27.4]]  # sub-pixel clicks: legitimate
+    (tmp_path / "pts.json").write_text(json.dumps(data))
+    assert PointSet.load(tmp_path / "pts.json")["a1"].tolist() == [[11, 12], [0, 27]]  # not truncated to [10, 12]
+
+
+@pytest.mark.parametrize(
+    "images, message",
+    [
+        ({f"a{i}": {"size": [24, 28], "points_yx": []} for i in range(6)}, "pts.json: no image has a point"),
+        (_good_points()["images"] | {"ghost": {"size": [], "points_yx": [[1, 1]]}},
+         "pts.json: image 'ghost' has no image in"),
+    ],
+)
+def test_train_refuses_points_that_cannot_supervise(corpus, tmp_path, capsys, images, message):
+    """A points file without any point used to train and report validation point-F1 = 1.0."""
+    (tmp_path / "pts.json").write_text(json.dumps(_points(images)))
+    assert _train(corpus, tmp_path, f"--data.points={tmp_path / 'pts.json'}") == 2
+    out = capsys.readouterr().out.replace("\n", "")
+    assert message in out and "Traceback" not in out
+
+
+def test_train_on_fractional_points(corpus, tmp_path):
+    data = _good_points()
+    for entry in data["images"].values():
+        entry["points_yx"] = [[10.6, 12.5] for _ in entry["points_yx"]]
+    (tmp_path / "pts.json").write_text(json.dumps(data))
+    assert _train(corpus, tmp_path, f"--data.points={tmp_path / 'pts.json'}") == 0
+
+
+# -- split lists in the encodings users save ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    "encoding, text",
+    [
+        ("utf-8-sig", "a0\na1\na2\na3\na5\n"),  # Notepad's "UTF-8 with BOM"
+        ("utf-16", "a0\r\na1\r\na2\r\na3\r\na5\r\n"),  # PowerShell's `>`: UTF-16 LE with BOM
+        ("utf-16-be", "\ufeffa0\na1\na2\na3\na5"),
+        ("utf-8", "a0  \n\n  a1\t\n\n\na2\na3\r\na5\n\n"),  # trailing spaces, blank lines, mixed line ends
+    ],
+)
+def test_split_file_encodings_train(corpus, tmp_path, encoding, text):
+    (corpus / "splits" / "train.txt").write_bytes(text.encode(encoding))
+    assert _train(corpus, tmp_path) == 0
+
+
+def test_split_file_latin1_names(corpus):
+    from semprior_core.data.folder import DatasetFolder
+
+    shutil.copy(corpus / "images" / "a0.png", corpus / "images" / "café.png")
+    (corpus / "splits" / "names.txt").write_bytes("a1\ncafé\n".encode("latin-1"))
+    assert DatasetFolder.open(corpus).split_ids("splits/names.txt") == ["a1", "café"]
+
+
+def test_split_file_utf16_without_bom_one_clear_error(corpus, tmp_path, capsys):
+    (corpus / "splits" / "train.txt").write_bytes("a0\na1\na2\n".encode("utf-16-le"))
+    assert _train(corpus, tmp_path) == 2
+    assert "train.txt: line 1: id 'a\\x000\\x00' holds control characters" in capsys.readouterr().out.replace("\n", "")
+
+
+# -- config files -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ("train:\n  lr: 0.01\n".encode("utf-16"), None),  # UTF-16 with BOM works
+        ("name: caf\xe9\n".encode("latin-1"), None),  # latin-1 works (name 'café')
+        (b"train:\n  lr: fast\n", "c.yaml: train.lr: expected a number, got 'fast'"),
+        (b"train: 5\n", "c.yaml: train: expected a mapping"),
+        (b"name: 2024-13-01\n", "c.yaml: invalid YAML value"),
+        (b"train:\n  epochs: 1e999\n", "c.yaml: train.epochs: expected an integer"),
+        (b"1: a\nb: 2\n", "c.yaml: unknown config key"),
+        (b"\xff\xfetrain", "c.yaml: config file starts with a UTF-16 mark but is not UTF-16 text"),
+    ],
+)
+def test_config_file_works_or_names_itself(tmp_path, data, message):
+    from semprior_core.config import load_config
+    from semprior_core.configtree import ConfigError
+
+    (tmp_path / "c.yaml").write_bytes(data)
+    if message is None:
+        cfg = load_config(tmp_path / "c.yaml")
+        assert cfg.train.lr == 0.01 or cfg.name == "café"
+        return
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / "c.yaml")
+    assert message in str(err.value)
+
+
+# -- checkpoints ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("cut", [0.5, 0.99])
+def test_truncated_checkpoint_one_clear_error(tmp_path, capsys, cut):
+    import torch
+
+    from semprior_core.checkpoint import save_checkpoint
+
+    run = tmp_path / "run"
+    save_checkpoint(run / "best.pt", {"epoch": 1, "w": torch.zeros(3)})
+    data = (run / "best.pt").read_bytes()
+    (run / "best.pt").write_bytes(data[: int(len(data) * cut)])
+    assert main(["export", "--checkpoint", str(run / "best.pt"), "--out", str(tmp_path / "m.onnx")]) == 2
+    assert "best.pt: not a readable checkpoint" in capsys.readouterr().out.replace("\n", "")
+
+
+# -- run folders (report, eval, compare, the dashboard) ----------------------------------------------------------
+RUN_DAMAGE = [
+    ("run.json", b'{"kind": "trained", "eval_models": "student"}', "run.json: field 'eval_models' must be"),
+    ("run.json", b'["trained"]', "run.json: expected a JSON object, got list"),
+    ("run.json", b'{"kind": "trained", \xff}', "run.json: not valid JSON"),
+    ("metrics.jsonl", b'{"epoch": 1, "loss": 0.5}\n[1, 2]\n{"epoch": 2}\n', "metrics.jsonl: line 2 is a JSON list"),
+    ("metrics.jsonl", b'{"epoch": 1, "select_score": "high"}\n', "metrics.jsonl: record 1: field 'select_score' must be a number"),
+    ("metrics.jsonl", b'{"loss": 0.5}\n', "metrics.jsonl: record 1: field 'epoch' is missing"),
+    ("eval/test_student_best.json", b'{"split": "test"}', "test_student_best.json: field 'model' is missing"),
+    ("eval/test_student_best.json",  # found by the property test: an integer no float holds
+     b'{"split": "test", "model": "student", "checkpoint": "best", "epoch": 1, "per_image": [], "row": {"IoU": 1'
+     + b"0" * 400 + b', "nIoU": 1, "Pd": 1, "Fa": 1}}', "test_student_best.json: field 'row' must be an object with numbers"),
+    ("config.yaml", b"train: [1\n", "config.yaml: invalid YAML"),
+]
+
+
+def _write_run(root):
+    """A minimal evaluated run directory: what report, compare and the dashboard overview read."""
+    import yaml
+
+    from semprior_core.config import config_dict, load_config
+
+    root.mkdir(parents=True)
+    cfg = load_config(None, [f"data.datasets=[{{root: {json.dumps(str(root / 'data'))}}}]"])
+    (root / "config.yaml").write_text(yaml.safe_dump(config_dict(cfg)))
+    (root / "run.json").write_text(json.dumps({"kind": "trained", "method": "supervised", "eval_models": ["student"],
+                                               "selection": {"metric": "iou", "uses_dense_val_masks": True},
+                                               "supervision": "full"}))
+    (root / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "loss": 0.5, "select_score": 0.2,
+                                                    "val_student_iou": 0.2}) + "\n")
+    (root / "eval").mkdir()
+    row = {"IoU": 20.0, "nIoU": 18.0, "Pd": 50.0, "Fa": 3.0}
+    (root / "eval" / "test_student_best.json").write_text(json.dumps(
+        {"split": "test", "model": "student", "checkpoint": "best", "epoch": 1, "row": row,
+         "per_image": [{"key": "data/a4", "intersection": 2, "union": 10}]}))
+
+
+# `report --no-figures` reads run.json, config.yaml and eval/*.json; the curves it skips read metrics.jsonl.
+@pytest.mark.parametrize("name, data, message", [c for c in RUN_DAMAGE if c[0] != "metrics.jsonl"])
+def test_damaged_run_folder_report_one_clear_error(tmp_path, capsys, name, data, message):
+    run = tmp_path / "run"
+    _write_run(run)
+    assert main(["report", str(run), "--out", str(tmp_path / "r.md"), "--no-figures"]) == 0  # the intact run works
+    (run / name).write_bytes(data)
+    capsys.readouterr()
+    assert main(["report", str(run), "--out", str(tmp_path / "r.md"), "--no-figures"]) == 2
+    out = capsys.readouterr().out.replace("\n", "")
+    assert message in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize("name, data, message", RUN_DAMAGE)
+def test_damaged_run_folder_dashboard_loader_one_clear_error(tmp_path, name, data, message):
+    from semprior_core.configtree import ConfigError
+    from semprior_core.io import DataError
+    from workbench.inspect import compare_runs, metrics_table
+
+    run = tmp_path / "run"
+    _write_run(run)
+    assert metrics_table(run) and compare_runs([run])
+    (run / name).write_bytes(data)
+    # The comparison tab reads every file; the overview tab all but config.yaml.
+    for load in [lambda r: compare_runs([r])] + ([metrics_table] if name != "config.yaml" else []):
+        with pytest.raises((DataError, ConfigError)) as err:
+            load(run)
+        assert message in str(err.value)
+
+
+def test_damaged_run_json_eval_one_clear_error(tmp_path, capsys):
+    run = tmp_path / "run"
+    _write_run(run)
+    (run / "run.json").write_bytes(b"\xff\xfe{")
+    assert main(["eval", "--run", str(run)]) == 2
+    assert "run.json: run file starts with a UTF-16 mark" in capsys.readouterr().out.replace("\n", "")

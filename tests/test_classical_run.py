@@ -242,3 +242,18 @@ def test_eval_notices_a_changed_test_split(tiny_synthetic, tmp_path) -> None:
     split.write_text("\n".join(split.read_text().split()[:-1]) + "\n")
     with pytest.raises(DataError, match="no longer matches the ids this run recorded"):
         evaluate_run(tmp_path / "run", "test")
+
+
+def test_cli_classical_says_what_its_threshold_means(tmp_path, capsys) -> None:
+    data = _square_dataset(tmp_path / "sq")
+    out = tmp_path / "tophat"
+    assert main(["classical", "--method", "tophat", "--data", str(data), "--out", str(out)]) == 0
+    text = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+    assert "threshold: a pixel is a target where its score" in text
+    assert f"semprior eval --run {out} --split test" in text, text
+
+
+def test_threshold_policies_describe_themselves() -> None:
+    assert ThresholdPolicy("fixed", 0.25).describe() == (
+        "a pixel is a target where its score, min-max scaled per image to [0, 1], is > 0.25")
+    assert "mean + 3 x its standard deviation" in ThresholdPolicy("mean_std", 3.0).describe()

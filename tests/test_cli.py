@@ -79,13 +79,32 @@ def test_points_command(tiny_synthetic, tmp_path):
 def test_demo_end_to_end_writes_report(tmp_path, capsys):
     """The main job on its embedded default, shrunk: synthetic data, semprior teacher + student, report."""
     out = tmp_path / "demo"
-    rc = main(["demo", "--out", str(out), "--data.synthetic_size=64", "--data.synthetic_train=10",
-               "--data.synthetic_test=4", "--data.crop=64", "--data.batch_size=4", "--train.epochs=2", "--train.steps=4",
-               "--train.eval_every=1", "--labels.start_epoch_frac=0.0", "--labels.update_every=1",
-               "--vfm.input_size=112", "--train.threads=1", "--quiet"])
+    args = ["--data.synthetic_size=64", "--data.synthetic_train=10", "--data.synthetic_test=4", "--data.crop=64",
+            "--data.batch_size=4", "--train.epochs=2", "--train.steps=4", "--train.eval_every=1",
+            "--labels.start_epoch_frac=0.0", "--labels.update_every=1", "--vfm.input_size=112", "--train.threads=1",
+            "--quiet"]
+    rc = main(["demo", "--out", str(out), *args])
     assert rc == 0
     report = (out / "report.md").read_text()
     assert "| test | student |" in report and "| test | teacher |" in report
     assert "validation split carved from training" in report
     for fig in ("curves.png", "labels.png", "examples_test_student.png"):
         assert (out / "report" / fig).stat().st_size > 1000
+    # A second demo into the same folder re-reports the finished run instead of failing or retraining.
+    before = (out / "last.pt").read_bytes()
+    capsys.readouterr()
+    assert main(["demo", "--out", str(out), *args]) == 0
+    assert "already holds a demo run" in capsys.readouterr().out
+    assert (out / "last.pt").read_bytes() == before
+
+
+def test_missing_optional_dependency_names_the_extra(tiny_full_run, monkeypatch, capsys):
+    """Without the [app] extra, `semprior dashboard` says what to install instead of a traceback."""
+    import sys
+
+    for name in [m for m in sys.modules if m == "workbench.dashboard" or m.startswith("workbench.dashboard.")]:
+        monkeypatch.delitem(sys.modules, name)  # an earlier test's import would skip `import panel`
+    monkeypatch.setitem(sys.modules, "panel", None)  # makes `import panel` fail as if it were not installed
+    assert main(["dashboard", "--run", str(tiny_full_run), "--port", "0"]) == 2
+    out = capsys.readouterr().out
+    assert "panel" in out and "pip install -e '.[app]'" in out

@@ -1,20 +1,26 @@
 """Kill-and-resume: ``semprior train`` killed with SIGKILL at random moments — mid-epoch, mid-checkpoint,
-mid-label-update — resumes from its last complete state and ends exactly like an uninterrupted run."""
+mid-label-update — resumes from its last complete state and ends exactly like an uninterrupted run; so does
+one stopped by a full disk at any of its writes, which says so in one line."""
 
 from __future__ import annotations
 
+import errno
+import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from semprior_core.checkpoint import load_checkpoint
+from semprior_core.io import read_jsonl
 from semprior_core.label_history import LabelHistory
 
 COMMON = ["--data.crop=32", "--data.batch_size=4", "--data.val_fraction=0.25", "--model.options={widths: [4, 8, 16]}",
@@ -99,3 +105,72 @@ def test_sigkill_and_resume_matches_uninterrupted(tiny_synthetic, tmp_path, meth
     assert mid_run >= 1, "no kill landed inside a running epoch loop; the test proved nothing"
     _check_equal(ref, killed)
     assert not list(killed.glob(".*.tmp")), "a temporary file was left behind"
+
+
+# -- a full disk ----------------------------------------------------------------------------------
+DISK_ARGS = ["--supervision", "lesps", "--data.crop=32", "--data.batch_size=4", "--data.val_fraction=0.25",
+             "--model.options={widths: [4, 8, 16]}", "--train.epochs=2", "--train.threads=1",
+             "--labels.start_epoch_frac=0.0", "--labels.update_every=1", "--quiet"]
+
+
+class DiskFullAt:
+    """``os.fsync`` — every writer's last step before its file counts — failing as on a full disk at call
+    ``n``; ``calls`` tells whether the run got that far."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.calls, self.fsync = n, 0, os.fsync
+
+    def __call__(self, fd: int) -> None:
+        self.calls += 1
+        if self.calls == self.n:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.fsync(fd)
+
+
+def _train(data, out, *extra) -> int:
+    from workbench.cli import main
+
+    return main(["train", "--data", str(data), "--out", str(out), *DISK_ARGS, *extra])
+
+
+def _check_nothing_beyond_last(run) -> None:
+    """A stopped run holds nothing newer than last.pt, the state its resume starts from."""
+    last = load_checkpoint(run / "last.pt")["epoch"] if (run / "last.pt").exists() else 0
+    if (run / "best.pt").exists():
+        assert load_checkpoint(run / "best.pt")["epoch"] <= last, "best.pt is newer than last.pt"
+    assert len(read_jsonl(run / "metrics.jsonl")) <= last
+
+
+def _check_same_best(a, b) -> None:
+    ba, bb = load_checkpoint(a / "best.pt"), load_checkpoint(b / "best.pt")
+    assert (ba["epoch"], ba["best"]) == (bb["epoch"], bb["best"])
+    for name, net in ba["networks"].items():
+        for k, v in net.items():
+            assert torch.equal(v, bb["networks"][name][k]), f"best.pt {name}.{k}"
+
+
+def test_disk_full_at_any_write_gives_one_line_and_a_resumable_run(tiny_synthetic, tmp_path, monkeypatch, capsys):
+    ref = tmp_path / "ref"
+    assert _train(tiny_synthetic, ref) == 0
+    failed = []
+    for n in itertools.count(1):
+        run, fault = tmp_path / f"full-at-{n}", DiskFullAt(n)
+        with monkeypatch.context() as m:
+            m.setattr(os, "fsync", fault)
+            rc = _train(tiny_synthetic, run)
+        printed = capsys.readouterr().out
+        if fault.calls < n:  # every write of the run done: nothing left to fail
+            assert rc == 0
+            break
+        assert rc == 2 and "Traceback" not in printed and printed.count("error:") == 1, printed
+        line = re.search(r"error: (\S+): cannot write \(No space left on device\); (.*)", " ".join(printed.split()))
+        assert line, printed
+        failed.append(Path(line[1]).relative_to(run).as_posix())
+        _check_nothing_beyond_last(run)
+        resumable = (run / "last.pt").exists()
+        assert ("continue with --resume" in line[2]) == resumable, line[0]
+        assert _train(tiny_synthetic, run, *(["--resume"] if resumable else [])) == 0, capsys.readouterr().out
+        _check_equal(ref, run)
+        _check_same_best(ref, run)
+        assert not list(run.rglob(".*.tmp")), "a temporary file was left behind"
+    assert {"last.pt", "best.pt", "metrics.jsonl", "labels/update_00001.npz", "run.json"} <= set(failed)

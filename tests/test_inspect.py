@@ -66,7 +66,8 @@ def _fake_run(root: Path, name: str, overrides: list[str], iou: float | None, va
         row = {"IoU": iou, "nIoU": iou - 2, "Pd": 90.0, "Fa": 10.0}
         (d / "eval").mkdir()
         (d / "eval" / "test_student_best.json").write_text(
-            json.dumps({"split": "test", "model": "student", "checkpoint": "best", "epoch": 1, "row": row}))
+            json.dumps({"split": "test", "model": "student", "checkpoint": "best", "epoch": 1, "row": row,
+                        "per_image": []}))
     return d
 
 

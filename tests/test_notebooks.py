@@ -95,8 +95,10 @@ def test_live_training_checks_its_inputs(tmp_path):
 
 def test_live_training_stops_and_resumes(tiny_run, tmp_path):  # noqa: F811
     """Stop a run after its first epoch (SIGINT keeps the last checkpoint), resume it for one more epoch."""
-    # The fixture run's config, trained with dense masks (no label updates: quick epochs).
-    overrides = ["method.name=supervised", "method.supervision=full", "train.epochs=40", "data.flips=false"]
+    # The fixture run's config, trained with dense masks (no label updates: quick epochs) and a constant
+    # learning rate (nothing depends on the epoch budget, so a resume may cut it).
+    overrides = ["method.name=supervised", "method.supervision=full", "train.epochs=40", "data.flips=false",
+                 "train.schedule=constant"]
     live = LiveTraining(tmp_path / "run", config=tiny_run / "config.yaml", overrides=overrides)
     live.start()
     assert live.running

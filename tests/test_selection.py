@@ -28,3 +28,29 @@ def test_centroid_distance_counts_as_hit():
     prob[10, 12] = 0.9
     assert point_hits(prob, np.array([[10, 10]]), distance=3.0) == (1, 1, 1)
     assert point_hits(prob, np.array([[10, 8]]), distance=3.0) == (0, 1, 0)
+
+
+def test_no_annotated_point_scores_nan_and_cannot_select():
+    """Images without any point used to score point-F1 = 1.0 (recall and precision of nothing), so a
+    validation split without points picked its checkpoint; NaN compares false with every score."""
+    import math
+
+    from semprior_core.io import DataError
+    from semprior_core.postprocess import select_threshold
+
+    empty = np.zeros((0, 2), np.int64)
+    for prob in (np.zeros((20, 20), np.float32), np.ones((20, 20), np.float32)):
+        s = point_scores([prob, prob], [empty, empty])
+        assert all(math.isnan(v) for v in s.values())
+        assert not s["point_f1"] > -math.inf  # the engine's "improved" test never picks it
+    with pytest.raises(DataError, match="no validation image has a point"):
+        select_threshold([np.zeros((20, 20), np.float32)], points=[empty])
+
+
+def test_best_record_skips_unscored_validations():
+    from semprior_core.runs import best_record
+
+    history = [{"epoch": 1, "select_score": float("nan")}, {"epoch": 2, "select_score": 0.3},
+               {"epoch": 3, "select_score": 0.2}, {"epoch": 4}]
+    assert best_record(history)["epoch"] == 2
+    assert best_record([{"epoch": 1, "select_score": float("nan")}]) is None

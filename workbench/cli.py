@@ -68,16 +68,27 @@ def _metrics_table(title: str, rows: list[tuple[str, dict[str, float]]]) -> Tabl
 # -- subcommands -------------------------------------------------------------------------------
 def cmd_train(args, extra) -> int:
     from semprior_core import distributed
-    from semprior_core.engine import train
+    from semprior_core.engine import TrainingError, train
+    from semprior_core.io import WriteError
 
     distributed.init_from_env()  # a no-op unless launched by torchrun with several processes
     cfg = _config(args, extra)
     out = Path(args.out or f"runs/{cfg.name}")
     console.print(f"[bold]training[/] {cfg.method.name} ({cfg.model.backbone}) → {out}")
-    history = train(cfg, out, resume=args.resume, progress=not args.quiet)
+    try:
+        history = train(cfg, out, resume=args.resume, progress=not args.quiet)
+    except WriteError as exc:  # disk full, quota, permissions: say what survives and how to go on
+        raise TrainingError(f"{exc}; {_after_failed_write(out)}") from exc
     last = history[-1] if history else {}
     console.print(f"done: {len(history)} epochs; best validation {last and _best(out)}")
     return 0
+
+
+def _after_failed_write(run_dir: Path) -> str:
+    """The way on after a failed write: the engine's write order keeps every finished epoch resumable."""
+    if (run_dir / "last.pt").exists():
+        return f"every finished epoch is intact: fix the cause, then continue with --resume --out {run_dir}"
+    return "no epoch had finished: fix the cause, then run the same command again"
 
 
 def _best(run_dir: Path) -> str:
@@ -259,8 +270,12 @@ def cmd_demo(args, extra) -> int:
     cfg = _config(args, extra, default=CONFIG_DIR / "demo.yaml")
     out = Path(args.out)
     console.print(f"[bold]semprior demo[/]: {cfg.method.name} on the embedded synthetic dataset → {out}")
+    # A second `make demo` continues (or, when finished, re-reports) the run already there instead of failing.
+    resume = args.resume or (out / "last.pt").exists()
+    if resume and not args.resume:
+        console.print(f"{out} already holds a demo run: continuing it (delete the folder to train afresh)")
     start = time.monotonic()
-    train(cfg, out, resume=args.resume, progress=not args.quiet)
+    train(cfg, out, resume=resume, progress=not args.quiet)
     results = [evaluate_run(out, "test", which) for which in _eval_models(out)]
     console.print(_metrics_table(f"{out}: test split, validation-selected checkpoint",
                                  [(r.model, r.metrics.as_row()) for r in results]))
@@ -339,6 +354,7 @@ def cmd_classical(args, extra) -> int:
         f"chosen by {info['selection']['rule']} on {info['val']['n_images']} images: {run.params}, "
         f"{run.policy.label()}; val IoU={info['val']['iou']:.4f} ({info['tune_seconds']:.0f} s)"
     )
+    console.print(f"threshold: {run.policy.describe()}\nscore it on the test split: semprior eval --run {out} --split test")
     return 0
 
 
@@ -386,7 +402,10 @@ def build_parser() -> argparse.ArgumentParser:
     def config_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--config", help="YAML config file")
         sp.add_argument("--out", help="run directory (default runs/<name>)")
-        sp.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
+        sp.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from last.pt with its own config; only how it runs (device, "
+                             "threads, eval cadence) may change, and its length only where nothing follows the "
+                             "epoch budget (constant lr, full or fixed labels); run.json records each resume")
         sp.add_argument("--supervision", choices=sorted(SUPERVISION_ALIASES), help="shortcut for supervision settings")
         sp.add_argument("--method", choices=["supervised", "semprior"])
         sp.add_argument("--model", choices=["student", "teacher"], help="for --method supervised")
@@ -435,10 +454,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--device", default="auto")
     sp.add_argument("--json", action="store_true")
 
+    from semprior_core.outputs import NAMING
+
     sp = add("predict", cmd_predict, "write one 8-bit probability PNG per image")
     sp.add_argument("--checkpoint", required=True)
     sp.add_argument("--images", required=True)
-    sp.add_argument("--out", required=True)
+    sp.add_argument("--out", required=True, help=f"output folder: {NAMING}; never an input file")
     sp.add_argument("--which")
     sp.add_argument("--device", default="auto")
 
@@ -459,7 +480,8 @@ def build_parser() -> argparse.ArgumentParser:
     src = sp.add_mutually_exclusive_group(required=True)
     src.add_argument("--images", help="folder of images")
     src.add_argument("--video", help="video file (read frame by frame with OpenCV)")
-    sp.add_argument("--out", required=True)
+    sp.add_argument("--out", required=True, help=f"output folder: targets.json, targets.csv and, for --images, "
+                                                f"{NAMING}; never an input file")
     sp.add_argument("--tile", type=int, help="tile side for frames larger than it (default: whole frames)")
     sp.add_argument("--overlap", type=int, default=64, help="minimum overlap between tiles")
     sp.add_argument("--threshold", type=float, help="override the model's validated threshold")
@@ -542,11 +564,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Modules of the optional extras (pyproject.toml), so a missing one names what to install.
+OPTIONAL_EXTRAS = {"panel": "app", "holoviews": "app", "plotly": "app", "bokeh": "app", "marimo": "app",
+                   "pandas": "app", "ipywidgets": "app", "onnxruntime": "deploy"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    from rich.markup import escape
+
     from semprior_core.checkpoint import CheckpointError
     from semprior_core.configtree import ConfigError
     from semprior_core.engine import TrainingError
-    from semprior_core.io import DataError
+    from semprior_core.io import DataError, WriteError
 
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -554,8 +583,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognised arguments: {' '.join(extra)}")
     try:
         return int(args.fn(args, extra) or 0)
-    except (ConfigError, DataError, CheckpointError, TrainingError, FileExistsError, ImportError) as exc:
+    except (ConfigError, DataError, CheckpointError, TrainingError, FileExistsError, WriteError) as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False)
+        return 2
+    except ImportError as exc:
+        extra_name = OPTIONAL_EXTRAS.get((exc.name or "").split(".")[0])
+        hint = f" (semprior {args.cmd} needs the [{extra_name}] extra: pip install -e '.[{extra_name}]')" if extra_name else ""
+        console.print(f"[red]error:[/] {escape(str(exc) + hint)}", highlight=False)
         return 2
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: the last complete checkpoint is intact; continue with --resume")

@@ -5,15 +5,17 @@ checkpoint (both run by PyTorch); the kind is read from the file's content. Larg
 whole, or in overlapping tiles stitched seamlessly (:mod:`semprior_core.tiling`) when ``tile`` is set and
 the frame exceeds it — and automatically when a whole frame runs out of memory.
 
-Outputs in ``out``: one 8-bit probability PNG per image (``<stem>.png``) or video frame
-(``frame_<index>.png``), and the targets of every frame (:func:`semprior_core.postprocess.extract_targets`
-at the model's validated threshold unless overridden) in ``targets.json`` and ``targets.csv``.
+Outputs in ``out``: one 8-bit probability PNG per image (named as :data:`semprior_core.outputs.NAMING` says) or
+video frame (``frame_<index>.png``), and the targets of every frame (:func:`semprior_core.postprocess.extract_targets`
+at the model's validated threshold unless overridden) in ``targets.json`` and ``targets.csv``. All of them
+are checked before anything is written: an output that would replace an input file is refused.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -34,10 +36,13 @@ from semprior_core.export import (
     require_onnxruntime,
 )
 from semprior_core.io import DataError, atomic_write_json, atomic_write_text, read_image, save_png
+from semprior_core.outputs import plan_outputs, refuse_inputs
 from semprior_core.postprocess import TARGET_FIELDS, PostprocessConfig, Target, extract_targets
 from semprior_core.tiling import TileConfig, predict_tiled
 
 DEVICES = ("cpu", "cuda", "auto")
+TARGET_FILES = ("targets.json", "targets.csv")
+FRAME_MAP = re.compile(r"frame_\d{6,}\.png")  # a video frame's map, as video_frames names them
 
 
 # -- predictors -----------------------------------------------------------------------------------
@@ -242,7 +247,8 @@ def write_targets(out: Path, summary: InferSummary, post: PostprocessConfig) -> 
     for f in summary.frames:
         for t in f.targets:
             writer.writerow([f.name, *(_csv_value(getattr(t, k)) for k in TARGET_FIELDS)])
-    return atomic_write_json(out / "targets.json", doc), atomic_write_text(out / "targets.csv", buf.getvalue())
+    json_name, csv_name = TARGET_FILES
+    return atomic_write_json(out / json_name, doc), atomic_write_text(out / csv_name, buf.getvalue())
 
 
 def _csv_value(v: float | int) -> str:
@@ -287,12 +293,20 @@ def video_frames(path: str | Path) -> tuple[Iterator[tuple[str, np.ndarray]], in
 
 
 def infer_images(model: str | Path, images: str | Path, out: str | Path, cfg: InferConfig = InferConfig()) -> InferSummary:
+    """Maps and targets of every image in ``images``; a frame's name is its map's name (see the module doc)."""
+    from semprior_core.evaluate import list_images
+
+    files = list_images(images)
+    names = [p.stem for p in plan_outputs(files, out, TARGET_FILES)]
     predictor = load_predictor(model, cfg.device)
-    frames, total = image_frames(images)
-    return run_frames(predictor, frames, out, cfg, total)
+    frames = ((name, read_image(path)) for path, name in zip(files, names))
+    return run_frames(predictor, frames, out, cfg, len(files))
 
 
 def infer_video(model: str | Path, video: str | Path, out: str | Path, cfg: InferConfig = InferConfig()) -> InferSummary:
+    out, video = Path(out), Path(video)
+    written = [*TARGET_FILES, *([video.name] if FRAME_MAP.fullmatch(video.name) else [])]
+    refuse_inputs([video], [out / name for name in written])
     predictor = load_predictor(model, cfg.device)
     frames, total = video_frames(video)
     return run_frames(predictor, frames, out, cfg, total)

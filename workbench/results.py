@@ -278,8 +278,7 @@ def run_commits(data: dict[str, list[Entry]]) -> str:
     for entries in data.values():
         for e in entries:
             for run in e.runs:
-                env = run.path / "environment.json"
-                commit = json.loads(env.read_text()).get("git_commit") if env.is_file() else None
+                commit = run.environment().get("git_commit")
                 commits.add((commit or "unknown")[:7])
     return ", ".join(f"`{c}`" for c in sorted(commits)) or "–"
 

@@ -30,16 +30,19 @@ import numpy as np
 import yaml
 
 from ..config import DataConfig, RunConfig
-from ..configtree import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+from ..configtree import ConfigError, apply_overrides, from_dict, load_yaml, naming_file, to_dict
 from ..data.catalog import build_splits
 from ..data.dataset import ImageBank
-from ..io import DataError, atomic_write_json, atomic_write_text
+from ..io import DataError, atomic_write_json, atomic_write_text, read_json
+from ..runs import STRING, check_fields
 from .registry import get_method
 from .threshold import ThresholdPolicy
 from .tune import TuneResult, segment, tune
 
 KIND = "classical"
 SELECTION_RULE = "val IoU (dense validation masks)"
+CLASSICAL_FIELDS = {"method": STRING, "params": (lambda v: isinstance(v, dict), "an object"),
+                    "policy": (lambda v: isinstance(v, dict), "an object")}
 
 
 @dataclass
@@ -105,8 +108,9 @@ def load_classical_config(
     overrides = list(overrides or [])
     ours = [o.removeprefix("classical.") for o in overrides if o.startswith("classical.")]
     others = [o for o in overrides if not o.startswith("classical.")]
-    run = apply_overrides(from_dict(RunConfig, tree), others)
-    classical = apply_overrides(from_dict(ClassicalConfig, section, "classical"), ours)
+    with naming_file(path):
+        run, classical = from_dict(RunConfig, tree), from_dict(ClassicalConfig, section, "classical")
+    run, classical = apply_overrides(run, others), apply_overrides(classical, ours)
     return ClassicalRunConfig(name=run.name, data=run.data, classical=classical)
 
 
@@ -126,9 +130,15 @@ class ClassicalRun:
         run_dir = classical_run_dir(path)
         if run_dir is None:
             raise DataError(f"{path}: not a finished classical run (no run.json of kind {KIND!r})")
-        info = json.loads((run_dir / "run.json").read_text())
-        cfg = from_dict(ClassicalRunConfig, yaml.safe_load((run_dir / "config.yaml").read_text()))
-        return cls(run_dir, cfg, info["method"], dict(info["params"]), ThresholdPolicy(**info["policy"]))
+        where = run_dir / "run.json"
+        info = check_fields(str(where), read_json(where, "run file"), CLASSICAL_FIELDS)
+        with naming_file(run_dir / "config.yaml"):
+            cfg = from_dict(ClassicalRunConfig, load_yaml(run_dir / "config.yaml"))
+        try:
+            policy = ThresholdPolicy(**info["policy"])
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"{where}: field 'policy' is not a threshold policy ({exc})") from None
+        return cls(run_dir, cfg, info["method"], dict(info["params"]), policy)
 
     def segment(self, image: np.ndarray) -> np.ndarray:
         """Boolean target mask of ``image`` with the tuned setting."""
@@ -152,11 +162,8 @@ def classical_run_dir(path: str | Path) -> Path | None:
     info = path if path.name == "run.json" else path / "run.json"
     if not info.is_file():
         return None
-    try:
-        kind = json.loads(info.read_text()).get("kind")
-    except (json.JSONDecodeError, AttributeError):
-        return None
-    return info.parent if kind == KIND else None
+    data = read_json(info, "run file")  # a damaged run.json is an error, not a trained run
+    return info.parent if isinstance(data, dict) and data.get("kind") == KIND else None
 
 
 def _table_csv(table: list[dict[str, Any]]) -> str:

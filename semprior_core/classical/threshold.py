@@ -41,6 +41,12 @@ class ThresholdPolicy:
         """Short text for tables, e.g. ``mean_std=11.5``."""
         return f"{self.kind}={self.value:g}"
 
+    def describe(self) -> str:
+        """What the threshold means in words, e.g. for the CLI's summary line."""
+        if self.kind == "fixed":
+            return f"a pixel is a target where its score, min-max scaled per image to [0, 1], is > {self.value:g}"
+        return f"a pixel is a target where its score is > the image's mean + {self.value:g} x its standard deviation"
+
 
 def apply_threshold(score: np.ndarray, policy: ThresholdPolicy) -> np.ndarray:
     """Boolean HxW mask of the pixels ``policy`` keeps (definitions in :class:`ThresholdPolicy`)."""

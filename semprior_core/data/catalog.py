@@ -129,10 +129,27 @@ def load_points(cfg: DataConfig, folders: list[DatasetFolder]) -> dict[str, Poin
             path = points_file(folder, choice, cfg.points_seed)
             if not path.exists():
                 make_points(folder, choice, cfg.points_seed).save(path)
+            out[folder.name] = check_points(PointSet.load(path))
         else:
-            path = Path(choice).expanduser()
-        out[folder.name] = PointSet.load(path)
+            out[folder.name] = check_points(PointSet.load(Path(choice).expanduser()), folder)
     return out
+
+
+def check_points(ps: PointSet, folder: DatasetFolder | None = None) -> PointSet:
+    """``ps`` after checking it can supervise: some point at all, and (for a user's file, given the dataset
+    ``folder``) no id without an image, which would be a typo or another dataset's file.
+
+    A file without any point would train on empty labels and score a perfect validation point-F1.
+    """
+    if ps.num_points() == 0:
+        raise DataError(f"{ps.source}: no image has a point ({len(ps.points)} image(s) listed, all without "
+                        "target); point supervision and point-F1 selection need at least one")
+    if folder is None:
+        return ps
+    for sid in ps.points:
+        if not folder.has_image(sid):
+            raise DataError(f"{ps.source}: image {sid!r} has no image in {folder.root / 'images'}")
+    return ps
 
 
 def make_points(folder: DatasetFolder, kind: str, seed: int) -> PointSet:

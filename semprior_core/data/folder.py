@@ -14,22 +14,29 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import DataError, read_image, read_mask
+from ..io import DataError, read_image, read_mask, read_text
 
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
 def read_split_file(path: str | Path) -> list[str]:
-    """Ids of a split file (whitespace and ``\\r`` stripped, empty lines skipped)."""
+    """Ids of a split file (whitespace and ``\\r`` stripped, empty lines skipped).
+
+    Any encoding :func:`~semprior_core.io.read_text` reads: UTF-8 with or without BOM, UTF-16 with BOM, latin-1.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: split file not found")
     ids: list[str] = []
     seen: set[str] = set()
-    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+    for lineno, line in enumerate(read_text(path, "split file").splitlines(), 1):
         sid = line.strip()
         if not sid:
             continue
+        if not sid.isprintable():
+            # No file name holds these; a UTF-16 file without its BOM reads as ids full of NULs.
+            raise DataError(f"{path}: line {lineno}: id {sid!r} holds control characters "
+                            "(save the split file as UTF-8 text)")
         if sid in seen:
             raise DataError(f"{path}: line {lineno}: duplicate id {sid!r}")
         seen.add(sid)
@@ -64,6 +71,9 @@ class DatasetFolder:
     def has_masks(self) -> bool:
         return (self.root / "masks").is_dir()
 
+    def has_image(self, sid: str) -> bool:
+        return self._find_or_none(self.root / "images", sid) is not None
+
     def mask_exists(self, sid: str) -> bool:
         return self._find_or_none(self.root / "masks", sid) is not None
 
@@ -72,7 +82,7 @@ class DatasetFolder:
         path = self.root / split_file
         ids = read_split_file(path)
         for sid in ids:
-            if self._find_or_none(self.root / "images", sid) is None:
+            if not self.has_image(sid):
                 raise DataError(f"{path}: id {sid!r} has no image in {self.root / 'images'}")
         return ids
 

@@ -28,16 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from ..io import DataError, atomic_write_json, atomic_write_text, read_json
-from .points import PointSet
+from .points import PointSet, nearest_pixel
 
 FORMATS = ("nuaa-xml", "csv", "json")
 IMPORTED_KIND = "imported"
 CSV_COLUMNS = ("image", "y", "x", "height", "width")
-
-
-def nearest_pixel(coords: np.ndarray) -> np.ndarray:
-    """0-based pixel indices whose centres are nearest to 0-based continuous ``coords`` (ties go up)."""
-    return np.floor(np.asarray(coords, dtype=np.float64) + 0.5).astype(np.int64)
 
 
 def _checked(ps: PointSet) -> PointSet:

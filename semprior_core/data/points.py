@@ -8,6 +8,10 @@ centroid with a Gaussian offset whose σ is a quarter of the component's half ex
 
 The points file (JSON) is what point-supervised training reads; coordinates are
 0-based (y, x) pixels. Dense training masks are read only here, to *make* points.
+:meth:`PointSet.load` checks every entry and names the file, image and entry of the
+first problem: coordinates must be finite, non-negative numbers (no strings, bools or
+nested lists), two per point, inside the image when its size is recorded. Fractional
+coordinates (a sub-pixel click) go to the pixel whose centre is nearest, ties up.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +29,14 @@ from ..metrics import components
 
 POINTS_FORMAT = "semprior-points"
 POINTS_VERSION = 1
+ENTRY_KEYS = {"size", "points_yx"}
+# Larger than any image side; keeps the int64 arithmetic on coordinates exact.
+MAX_COORD = 2**31 - 1
+
+
+def nearest_pixel(coords: np.ndarray) -> np.ndarray:
+    """0-based pixel indices whose centres are nearest to 0-based continuous ``coords`` (ties go up)."""
+    return np.floor(np.asarray(coords, dtype=np.float64) + 0.5).astype(np.int64)
 
 
 def centroid_points(mask: np.ndarray) -> np.ndarray:
@@ -103,33 +116,91 @@ class PointSet:
 
     @classmethod
     def load(cls, path: str | Path) -> PointSet:
+        """Read a points file, checking every entry (see the module docstring); :class:`DataError` otherwise."""
         path = Path(path)
         data = read_json(path, "points file")
         if not isinstance(data, dict) or data.get("format") != POINTS_FORMAT:
             raise DataError(f"{path}: not a semprior points file (missing format: {POINTS_FORMAT!r})")
         if data.get("version") != POINTS_VERSION:
-            raise DataError(f"{path}: points format version {data.get('version')} (expected {POINTS_VERSION})")
-        out = cls(kind=str(data.get("kind", "")), seed=int(data.get("seed", 0)), source=str(path))
-        for sid, entry in data.get("images", {}).items():
-            pts = np.asarray(entry.get("points_yx", []), dtype=np.int64).reshape(-1, 2)
-            size = tuple(int(v) for v in entry.get("size", ()))
-            if size:
-                if len(size) != 2:
-                    raise DataError(f"{path}: image {sid!r}: size must be [H, W]")
-                bad = (pts < 0).any(axis=1) | (pts[:, 0] >= size[0]) | (pts[:, 1] >= size[1])
-                if bad.any():
-                    y, x = pts[np.argmax(bad)]
-                    raise DataError(f"{path}: image {sid!r}: point (y={y}, x={x}) lies outside the {size[1]}x{size[0]} image")
-                out.sizes[sid] = size  # type: ignore[assignment]
+            raise DataError(f"{path}: points format version {data.get('version')!r} (expected {POINTS_VERSION})")
+        kind, seed, images = data.get("kind", ""), data.get("seed", 0), data.get("images", {})
+        if not isinstance(kind, str) or not _is_int(seed):
+            raise DataError(f"{path}: \"kind\" must be a string and \"seed\" an integer")
+        if not isinstance(images, dict):
+            raise DataError(f"{path}: \"images\" must map image ids to entries, got {type(images).__name__}")
+        out = cls(kind=kind, seed=seed, source=str(path))
+        for sid, entry in images.items():
+            where = f"{path}: image {sid!r}"
+            if not sid:
+                raise DataError(f"{path}: an entry has an empty image id")
+            size, pts = _read_entry(where, entry)
+            if size is not None:
+                out.sizes[sid] = size
             out.points[sid] = pts
         return out
 
     def check_against(self, sid: str, shape: tuple[int, int]) -> np.ndarray:
         """Points of ``sid`` after checking they lie inside an image of ``shape``."""
         pts = self[sid]
-        if len(pts) and ((pts < 0).any() or (pts[:, 0] >= shape[0]).any() or (pts[:, 1] >= shape[1]).any()):
-            raise DataError(f"points ({self.source or self.kind}): image {sid!r} has a point outside its {shape[1]}x{shape[0]} frame")
+        outside = _outside(pts, shape)
+        if outside is not None:
+            raise DataError(f"points ({self.source or self.kind}): image {sid!r} has a point outside its "
+                            f"{shape[1]}x{shape[0]} frame: (y={outside[0]}, x={outside[1]})")
         return pts
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _outside(pts: np.ndarray, shape: tuple[int, int]) -> tuple[int, int] | None:
+    """The first point of ``pts`` outside an image of ``shape``, or None."""
+    bad = (pts < 0).any(axis=1) | (pts[:, 0] >= shape[0]) | (pts[:, 1] >= shape[1])
+    if not bad.any():
+        return None
+    y, x = pts[np.argmax(bad)]
+    return int(y), int(x)
+
+
+def _read_entry(where: str, entry: Any) -> tuple[tuple[int, int] | None, np.ndarray]:
+    """((H, W) or None, int64 (N, 2) pixels) of one image's entry, checked."""
+    if not isinstance(entry, dict):
+        raise DataError(f"{where}: entry must be an object with \"points_yx\", got {type(entry).__name__}")
+    unknown = sorted(set(entry) - ENTRY_KEYS)
+    if unknown or "points_yx" not in entry:
+        raise DataError(f"{where}: entry keys must be \"points_yx\" and optionally \"size\", got {sorted(entry)}")
+    size = _read_size(where, entry.get("size", []))
+    raw = entry["points_yx"]
+    if not isinstance(raw, list):
+        raise DataError(f"{where}: \"points_yx\" must be a list of [y, x] pairs, got {type(raw).__name__}")
+    pts = nearest_pixel(np.array([_read_point(f"{where}: points_yx[{k}]", p) for k, p in enumerate(raw)],
+                                 dtype=np.float64).reshape(-1, 2))
+    if size is not None:
+        outside = _outside(pts, size)
+        if outside is not None:
+            raise DataError(f"{where}: point (y={outside[0]}, x={outside[1]}) lies outside the {size[1]}x{size[0]} image")
+    return size, pts
+
+
+def _read_size(where: str, size: Any) -> tuple[int, int] | None:
+    """The recorded (H, W), or None when the file leaves it empty (unknown)."""
+    if size == []:
+        return None
+    if not (isinstance(size, list) and len(size) == 2 and all(_is_int(v) and 0 < v <= MAX_COORD for v in size)):
+        raise DataError(f"{where}: size must be [H, W] (two positive integers), got {size!r}")
+    return size[0], size[1]
+
+
+def _read_point(where: str, point: Any) -> tuple[float, float]:
+    """One (y, x) pair: two finite, non-negative numbers; JSON bools and strings are refused, not cast."""
+    if not isinstance(point, list) or len(point) != 2:
+        raise DataError(f"{where}: a point must be a [y, x] pair, got {point!r}")
+    for v in point:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise DataError(f"{where}: coordinates must be numbers, got {point!r}")
+        if not 0 <= v <= MAX_COORD:  # also NaN and infinity; no float() that could overflow on huge ints
+            raise DataError(f"{where}: coordinates must be finite and non-negative, got {point!r}")
+    return float(point[0]), float(point[1])
 
 
 def points_from_masks(

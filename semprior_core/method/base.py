@@ -93,6 +93,10 @@ class Method:
     def on_validation(self, record: dict[str, Any]) -> None:
         """Hook after each validation with its metrics record."""
 
+    def on_start(self) -> None:
+        """Hook on rank 0 once a new run's directory is set up (write the method's own files); never on a
+        resume, so that one refused before training leaves the run untouched."""
+
     def on_resume(self) -> None:
         """Hook after a resume restored the checkpoint (drop records newer than it)."""
 

@@ -71,8 +71,9 @@ class SempriorMethod(Method):
         self._cluster_loss = np.zeros(self.assignment.k)
         self._cluster_count = np.zeros(self.assignment.k)
         self.val_quality = {"teacher": 1.0, "student": 1.0}
-        if ctx.rank == 0:
-            atomic_write_text(ctx.run_dir / "clusters" / "assignment.json", self.assignment.to_json())
+
+    def on_start(self) -> None:
+        atomic_write_text(self.ctx.run_dir / "clusters" / "assignment.json", self.assignment.to_json())
 
     # -- clusters ------------------------------------------------------------------------
     def _cluster(self) -> ClusterAssignment:

@@ -57,7 +57,11 @@ class Supervision:
         self.started = False
         if not self.full:
             self._init_labels()
-            self._record(0, Counter())
+
+    def record_initial(self) -> None:
+        """Write the initial labels as update 0; a new run only (a resumed one has them, and a refused
+        resume must not write)."""
+        self._record(0, Counter())
 
     # -- state ---------------------------------------------------------------------------
     def _init_labels(self) -> None:

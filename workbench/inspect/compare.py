@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from semprior_core.configtree import to_dict
 from semprior_core.runs import Run, find_runs
 
 from .overview import METRIC_COLUMNS, VAL_SPLIT, metrics_table
@@ -34,9 +35,7 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 def _config(run: Run) -> dict[str, str]:
-    import yaml
-
-    return flatten(yaml.safe_load((run.path / "config.yaml").read_text()))
+    return flatten(to_dict(run.config()))  # validated: a damaged config.yaml is an error naming it
 
 
 def group_label(config: dict[str, str], differing: list[str]) -> str:

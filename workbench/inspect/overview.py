@@ -6,6 +6,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from semprior_core.runs import best_record
+
 from .handle import RunHandle, open_run
 
 VAL_SPLIT = "val (carved from train)"
@@ -26,9 +28,8 @@ def metrics_table(run: str | Path | RunHandle) -> list[dict[str, Any]]:
     for ev in h.run.evaluations():
         rows.append({"split": ev["split"], "model": ev["model"], "checkpoint": ev["checkpoint"], "epoch": ev["epoch"],
                      **{c: ev["row"][c] for c in METRIC_COLUMNS}, "point_f1": None})
-    hist = [r for r in h.run.history() if "select_score" in r]
-    if hist:
-        best = max(hist, key=lambda r: r["select_score"])
+    best = best_record(h.run.history())
+    if best is not None:
         scale = {"IoU": 100, "nIoU": 100, "Pd": 100, "Fa": 1e6}
         for m in h.run.info().get("eval_models", ["student"]):
             vals = {c: _scaled(best.get(f"val_{m}_{c.lower()}"), scale[c]) for c in METRIC_COLUMNS}
