@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .configtree import ConfigError, apply_overrides, from_dict, load_yaml, naming_file, to_dict
+from .configcheck import ConfigError, check_fields
+from .configtree import apply_overrides, from_dict, load_yaml, naming_file, to_dict
 from .labels.config import LabelConfig
 from .method.config import SempriorConfig
 
@@ -56,18 +57,16 @@ class DataConfig:
     synthetic_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.datasets:
-            raise ConfigError("data.datasets: at least one dataset is required")
-        if not 0.0 < self.val_fraction < 0.9:
-            raise ConfigError(f"data.val_fraction must be in (0, 0.9), got {self.val_fraction}")
-        if self.crop < 16 or self.batch_size < 1 or self.num_workers < 0:
-            raise ConfigError("data.crop must be >= 16, data.batch_size >= 1, data.num_workers >= 0")
-        if not 0.0 <= self.target_prob <= 1.0:
-            raise ConfigError(f"data.target_prob must be in [0, 1], got {self.target_prob}")
-        if not 0.0 <= self.target_jitter <= 1.0:
-            raise ConfigError(f"data.target_jitter must be in [0, 1] (a fraction of crop/2), got {self.target_jitter}")
-        if self.samples_per_epoch < 0:
-            raise ConfigError(f"data.samples_per_epoch must be >= 0 (0 = one crop per image), got {self.samples_per_epoch}")
+        check_fields(self, {
+            "datasets": (bool(self.datasets), "must list at least one dataset"),
+            "val_fraction": (0.0 < self.val_fraction < 0.9, "must be in (0, 0.9)"),
+            "crop": (self.crop >= 16, "must be >= 16"),
+            "batch_size": (self.batch_size >= 1, "must be >= 1"),
+            "num_workers": (self.num_workers >= 0, "must be >= 0"),
+            "target_prob": (0.0 <= self.target_prob <= 1.0, "must be in [0, 1]"),
+            "target_jitter": (0.0 <= self.target_jitter <= 1.0, "must be in [0, 1] (a fraction of crop/2)"),
+            "samples_per_epoch": (self.samples_per_epoch >= 0, "must be >= 0 (0 = one crop per image)"),
+        })  # fmt: skip
 
 
 @dataclass
@@ -77,8 +76,7 @@ class ModelConfig:
     output_prior: float = 0.01  # initial σ(logit) of the head; 0 keeps the backbone's own init
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.output_prior < 1.0:
-            raise ConfigError(f"model.output_prior must be in [0, 1), got {self.output_prior}")
+        check_fields(self, {"output_prior": (0.0 <= self.output_prior < 1.0, "must be in [0, 1)")})
 
 
 @dataclass
@@ -91,8 +89,10 @@ class VFMConfig:
     seed: int = 0  # for random_vit
 
     def __post_init__(self) -> None:
-        if self.input_size <= 0 or not self.layers:
-            raise ConfigError("vfm.input_size must be positive and vfm.layers non-empty")
+        check_fields(self, {
+            "input_size": (self.input_size > 0, "must be > 0"),
+            "layers": (bool(self.layers), "must list at least one block"),
+        })  # fmt: skip
 
 
 @dataclass
@@ -106,10 +106,10 @@ class SCAMConfig:
     gate_l1: float = 0.0
 
     def __post_init__(self) -> None:
-        if len(self.stages) != len(self.vfm_layers):
-            raise ConfigError(
-                f"scam.stages ({self.stages}) and scam.vfm_layers ({self.vfm_layers}) must have the same length"
-            )
+        check_fields(self, {
+            "vfm_layers": (len(self.vfm_layers) == len(self.stages),
+                           f"must name one VFM block per modulated stage (stages={self.stages})"),
+        })  # fmt: skip
 
 
 @dataclass
@@ -138,10 +138,12 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads; 0 = leave torch's default
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.lr <= 0 or self.eval_every < 1:
-            raise ConfigError("train.epochs >= 1, train.lr > 0 and train.eval_every >= 1 are required")
-        if self.steps < 0:
-            raise ConfigError(f"train.steps must be >= 0 (0 = set by the epochs), got {self.steps}")
+        check_fields(self, {
+            "epochs": (self.epochs >= 1, "must be >= 1"),
+            "steps": (self.steps >= 0, "must be >= 0 (0 = set by the epochs)"),
+            "lr": (self.lr > 0, "must be > 0"),
+            "eval_every": (self.eval_every >= 1, "must be >= 1"),
+        })  # fmt: skip
 
 
 @dataclass
@@ -150,6 +152,9 @@ class MethodConfig:
     # full: dense masks; points: point labels evolved by labels.rule (fixed | lesps | pal)
     supervision: Literal["full", "points"] = "points"
     model: Literal["student", "teacher"] = "student"  # for supervised: train the plain backbone or the SCAM teacher
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 @dataclass
@@ -165,7 +170,7 @@ class RunConfig:
     semprior: SempriorConfig = field(default_factory=SempriorConfig)
 
     def __post_init__(self) -> None:
-        if self.train.steps and self.data.samples_per_epoch:
+        if self.train.steps and self.data.samples_per_epoch:  # two fields in two sections: named here
             raise ConfigError(
                 f"train.steps ({self.train.steps}) and data.samples_per_epoch ({self.data.samples_per_epoch}) "
                 "both set the epoch length: set one of them"

@@ -17,13 +17,10 @@ from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 import yaml
 
+from .configcheck import ConfigError, FieldError
 from .io import DataError, read_text
 
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A config value or key is invalid; the message names the key path."""
 
 
 def from_dict(cls: type[T], data: dict[str, Any] | None, path: str = "") -> T:
@@ -42,6 +39,8 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, path: str = "") -> T:
     kwargs = {k: _coerce(hints[k], v, _join(path, k)) for k, v in data.items()}
     try:
         return cls(**kwargs)
+    except FieldError as exc:
+        raise exc.at(path) from None
     except ConfigError:
         raise
     except (TypeError, ValueError) as exc:

@@ -57,7 +57,7 @@ def test_nan_in_yaml(tmp_path):
 
 
 def test_scam_lengths_must_match():
-    with pytest.raises(ConfigError, match="scam.stages"):
+    with pytest.raises(ConfigError, match="scam.vfm_layers"):
         load_config(None, ["scam.stages=[0,1]", "scam.vfm_layers=[3]"])
 
 
@@ -66,3 +66,34 @@ def test_invalid_yaml_names_file(tmp_path):
     p.write_text("train: [unclosed\n")
     with pytest.raises(ConfigError, match="bad.yaml: invalid YAML"):
         load_config(p)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("data.batch_size=0", "data.batch_size must be >= 1, got 0"),  # once a combined rule naming three fields
+        ("data.num_workers=-1", "data.num_workers must be >= 0, got -1"),
+        ("train.lr=0", "train.lr must be > 0, got 0.0"),
+        ("labels.lesps.core=35", "labels.lesps.core must be a positive odd integer <= window (33), got 35"),
+        ("labels.pal.enhance_end=0.1", "labels.pal.enhance_end must be in (pre_start=0.2, 1], got 0.1"),
+        ("labels.guard.max_area=0", "labels.guard.max_area must be >= 1 pixel, got 0"),
+        ("semprior.meta_every=0", "semprior.meta_every must be >= 1, got 0"),
+        ("vfm.layers=[]", "vfm.layers must list at least one block, got []"),
+    ],
+)
+def test_every_section_names_the_field_at_fault_with_its_value(override, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [override])
+    assert str(info.value) == message
+
+
+def test_direct_construction_is_as_strict_as_the_loader_and_names_the_class():
+    from semprior_core.config import MethodConfig
+    from semprior_core.labels.config import LabelConfig, LespsConfig
+
+    with pytest.raises(ConfigError, match=r"^LespsConfig\.center must be one of \['region', 'point'\], got 'middle'$"):
+        LespsConfig(center="middle")
+    with pytest.raises(ConfigError, match=r"^LabelConfig\.rule must be one of"):
+        LabelConfig(rule="grow")
+    with pytest.raises(ConfigError, match=r"^MethodConfig\.name must be one of"):
+        MethodConfig(name="magic")

@@ -14,33 +14,28 @@ Schedule boundaries are fractions of the epoch budget so that a 20-epoch smoke r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
-RULES = ("fixed", "lesps", "pal")
-INITS = ("point", "pal_easy")
-STARTS = ("loss", "epoch")
-CENTERS = ("region", "point")
+from semprior_core.configcheck import check_fields
 
-
-def _check_candidate_fields(cfg: LespsConfig | PalConfig) -> None:
-    """Validate the fields LESPS and PAL share (candidate extraction around each label region)."""
-    name = type(cfg).__name__
-    if cfg.window < 1 or cfg.window % 2 == 0:
-        raise ValueError(f"{name}.window must be a positive odd integer, got {cfg.window}")
-    if cfg.core < 1 or cfg.core % 2 == 0 or cfg.core > cfg.window:
-        raise ValueError(
-            f"{name}.core must be a positive odd integer <= window ({cfg.window}), got {cfg.core}"
-        )
-    if not 0.0 <= cfg.tb <= 1.0:
-        raise ValueError(f"{name}.tb must be in [0, 1], got {cfg.tb}")
-    if cfg.k < 0.0:
-        raise ValueError(f"{name}.k must be >= 0, got {cfg.k}")
-    if cfg.size_ref <= 0.0:
-        raise ValueError(f"{name}.size_ref must be > 0, got {cfg.size_ref}")
-    if not 0.0 <= cfg.min_peak <= 1.0:
-        raise ValueError(f"{name}.min_peak must be in [0, 1], got {cfg.min_peak}")
+Rule = Literal["fixed", "lesps", "pal"]
+RULES = get_args(Rule)
 
 
-@dataclass(frozen=True)
+def _candidate_rules(cfg: LespsConfig | PalConfig) -> dict[str, tuple[bool, str]]:
+    """Rules of the fields LESPS and PAL share (candidate extraction around each label region)."""
+    return {
+        "window": (cfg.window >= 1 and cfg.window % 2 == 1, "must be a positive odd integer"),
+        "core": (cfg.core >= 1 and cfg.core % 2 == 1 and cfg.core <= cfg.window,
+                 f"must be a positive odd integer <= window ({cfg.window})"),
+        "tb": (0.0 <= cfg.tb <= 1.0, "must be in [0, 1]"),
+        "k": (cfg.k >= 0.0, "must be >= 0"),
+        "size_ref": (cfg.size_ref > 0.0, "must be > 0"),
+        "min_peak": (0.0 <= cfg.min_peak <= 1.0, "must be in [0, 1]"),
+    }  # fmt: skip
+
+
+@dataclass
 class LespsConfig:
     """LESPS label evolution (Ying et al., CVPR 2023).
 
@@ -67,19 +62,15 @@ class LespsConfig:
     k: float = 0.5
     size_ref: float = 0.0015
     min_peak: float = 0.0
-    center: str = "region"
+    center: Literal["region", "point"] = "region"
     blend: float = 0.5
     keep_points: bool = True
 
     def __post_init__(self) -> None:
-        _check_candidate_fields(self)
-        if self.center not in CENTERS:
-            raise ValueError(f"LespsConfig.center must be one of {CENTERS}, got {self.center!r}")
-        if not 0.0 < self.blend <= 1.0:
-            raise ValueError(f"LespsConfig.blend must be in (0, 1], got {self.blend}")
+        check_fields(self, {**_candidate_rules(self), "blend": (0.0 < self.blend <= 1.0, "must be in (0, 1]")})
 
 
-@dataclass(frozen=True)
+@dataclass
 class PalConfig:
     """PAL label evolution, easy-sample selection and hard-sample promotion (Yu et al.).
 
@@ -117,32 +108,24 @@ class PalConfig:
     update_every: int = 5
 
     def __post_init__(self) -> None:
-        _check_candidate_fields(self)
-        if not 0.0 < self.degen <= 1.0:
-            raise ValueError(f"PalConfig.degen must be in (0, 1], got {self.degen}")
-        if self.easy_window < 3:
-            raise ValueError(f"PalConfig.easy_window must be >= 3 pixels, got {self.easy_window}")
-        if len(self.canny) != 2 or not 0 <= self.canny[0] <= self.canny[1]:
-            raise ValueError(f"PalConfig.canny must be (low, high) with 0 <= low <= high, got {self.canny}")
-        if self.max_contour_area <= 0:
-            raise ValueError(f"PalConfig.max_contour_area must be > 0, got {self.max_contour_area}")
-        if not 0.0 <= self.easy_ratio <= 1.0:
-            raise ValueError(f"PalConfig.easy_ratio must be in [0, 1], got {self.easy_ratio}")
-        if not 0.0 <= self.lose_start <= 1.0 or self.lose_span < 0.0:
-            raise ValueError(
-                f"PalConfig needs 0 <= lose_start <= 1 and lose_span >= 0, got {self.lose_start}, {self.lose_span}"
-            )
-        if self.alarm_ratio < 0.0:
-            raise ValueError(f"PalConfig.alarm_ratio must be >= 0, got {self.alarm_ratio}")
-        if not 0.0 <= self.pre_start < self.enhance_end <= 1.0:
-            raise ValueError(
-                f"PalConfig needs 0 <= pre_start < enhance_end <= 1, got {self.pre_start}, {self.enhance_end}"
-            )
-        if self.update_every < 1:
-            raise ValueError(f"PalConfig.update_every must be >= 1, got {self.update_every}")
+        check_fields(self, {
+            **_candidate_rules(self),
+            "degen": (0.0 < self.degen <= 1.0, "must be in (0, 1]"),
+            "easy_window": (self.easy_window >= 3, "must be >= 3 pixels"),
+            "canny": (len(self.canny) == 2 and 0 <= self.canny[0] <= self.canny[1],
+                      "must be (low, high) with 0 <= low <= high"),
+            "max_contour_area": (self.max_contour_area > 0, "must be > 0"),
+            "easy_ratio": (0.0 <= self.easy_ratio <= 1.0, "must be in [0, 1]"),
+            "lose_start": (0.0 <= self.lose_start <= 1.0, "must be in [0, 1]"),
+            "lose_span": (self.lose_span >= 0.0, "must be >= 0"),
+            "alarm_ratio": (self.alarm_ratio >= 0.0, "must be >= 0"),
+            "pre_start": (0.0 <= self.pre_start < 1.0, "must be in [0, 1)"),
+            "enhance_end": (self.pre_start < self.enhance_end <= 1.0, f"must be in (pre_start={self.pre_start}, 1]"),
+            "update_every": (self.update_every >= 1, "must be >= 1"),
+        })  # fmt: skip
 
 
-@dataclass(frozen=True)
+@dataclass
 class GuardConfig:
     """Collapse guard applied to every label update (not part of LESPS or PAL).
 
@@ -157,11 +140,10 @@ class GuardConfig:
     freeze_on_violation: bool = True
 
     def __post_init__(self) -> None:
-        if self.max_area < 1:
-            raise ValueError(f"GuardConfig.max_area must be >= 1 pixel, got {self.max_area}")
+        check_fields(self, {"max_area": (self.max_area >= 1, "must be >= 1 pixel")})
 
 
-@dataclass(frozen=True)
+@dataclass
 class LabelConfig:
     """Which label rule runs, how labels start, and when updates happen.
 
@@ -175,10 +157,10 @@ class LabelConfig:
     with LESPS's older Tepoch = 40 of 400 epochs (0.1).
     """
 
-    rule: str = "lesps"
-    init: str = "point"
+    rule: Rule = "lesps"
+    init: Literal["point", "pal_easy"] = "point"
     point_radius: int = 0
-    start: str = "epoch"
+    start: Literal["epoch", "loss"] = "epoch"
     start_loss: float = 10.0
     start_epoch_frac: float = 0.1
     update_every: int = 5
@@ -187,22 +169,12 @@ class LabelConfig:
     guard: GuardConfig = field(default_factory=GuardConfig)
 
     def __post_init__(self) -> None:
-        if self.rule not in RULES:
-            raise ValueError(f"LabelConfig.rule must be one of {RULES}, got {self.rule!r}")
-        if self.init not in INITS:
-            raise ValueError(f"LabelConfig.init must be one of {INITS}, got {self.init!r}")
-        if self.start not in STARTS:
-            raise ValueError(f"LabelConfig.start must be one of {STARTS}, got {self.start!r}")
-        if self.point_radius < 0:
-            raise ValueError(f"LabelConfig.point_radius must be >= 0, got {self.point_radius}")
-        if self.start_loss <= 0.0:
-            raise ValueError(f"LabelConfig.start_loss must be > 0, got {self.start_loss}")
-        if not 0.0 <= self.start_epoch_frac < 1.0:
-            raise ValueError(f"LabelConfig.start_epoch_frac must be in [0, 1), got {self.start_epoch_frac}")
-        if self.update_every < 1:
-            raise ValueError(f"LabelConfig.update_every must be >= 1, got {self.update_every}")
-        for name, kind in (("lesps", LespsConfig), ("pal", PalConfig), ("guard", GuardConfig)):
-            if not isinstance(getattr(self, name), kind):
-                raise ValueError(
-                    f"LabelConfig.{name} must be a {kind.__name__}, got {type(getattr(self, name))}"
-                )
+        check_fields(self, {
+            "point_radius": (self.point_radius >= 0, "must be >= 0"),
+            "start_loss": (self.start_loss > 0.0, "must be > 0"),
+            "start_epoch_frac": (0.0 <= self.start_epoch_frac < 1.0, "must be in [0, 1)"),
+            "update_every": (self.update_every >= 1, "must be >= 1"),
+            "lesps": (isinstance(self.lesps, LespsConfig), "must be a LespsConfig"),
+            "pal": (isinstance(self.pal, PalConfig), "must be a PalConfig"),
+            "guard": (isinstance(self.guard, GuardConfig), "must be a GuardConfig"),
+        })  # fmt: skip

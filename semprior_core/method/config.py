@@ -9,8 +9,10 @@ instead is in ``/work/shared/METHOD_NOTES.md`` §1.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
-from typing import Literal, get_args, get_origin, get_type_hints
+from dataclasses import dataclass
+from typing import Literal
+
+from ..configcheck import ConfigError, check_fields
 
 
 def auto_k(n: int) -> int:
@@ -57,8 +59,7 @@ class SempriorConfig:
     val_dense: bool = False  # dense validation masks for the outer loss (labelled extra supervision)
 
     def __post_init__(self) -> None:
-        _check_literals(self)
-        checks = {
+        check_fields(self, {
             "n_clusters": (self.n_clusters >= 0, "must be >= 0 (0 = auto)"),
             "meta_every": (self.meta_every >= 1, "must be >= 1"),
             "meta_lr": (self.meta_lr > 0, "must be > 0"),
@@ -69,25 +70,12 @@ class SempriorConfig:
             "distill_weight": (self.distill_weight >= 0, "must be >= 0"),
             "temperature": (self.temperature > 0, "must be > 0"),
             "student_seg_weight": (self.student_seg_weight >= 0, "must be >= 0"),
-        }
-        for name, (ok, rule) in checks.items():
-            if not ok:
-                raise ValueError(f"SempriorConfig.{name} {rule}, got {getattr(self, name)!r}")
+        })
 
     def clusters_for(self, n: int) -> int:
         """Number of clusters for ``n`` training images: ``n_clusters`` or :func:`auto_k`."""
         k = self.n_clusters or auto_k(n)
         if k > n:
-            raise ValueError(f"SempriorConfig.n_clusters ({k}) exceeds the number of training images ({n})")
+            raise ConfigError(f"semprior.n_clusters ({k}) exceeds the number of training images ({n})")
         return k
 
-
-def _check_literals(cfg: object) -> None:
-    """Literal fields checked here too, since direct construction bypasses the config loader."""
-    hints = get_type_hints(type(cfg))
-    for f in fields(cfg):
-        tp = hints[f.name]
-        if get_origin(tp) is Literal and getattr(cfg, f.name) not in get_args(tp):
-            raise ValueError(
-                f"{type(cfg).__name__}.{f.name} must be one of {list(get_args(tp))}, got {getattr(cfg, f.name)!r}"
-            )
