@@ -85,21 +85,28 @@ def components(mask: np.ndarray) -> tuple[np.ndarray, int, np.ndarray, np.ndarra
     return labels, int(n), centroids / areas[:, None], areas
 
 
-def _match_greedy(gt_centroids: np.ndarray, pred_centroids: np.ndarray, max_distance: float) -> np.ndarray:
-    """Boolean (n_pred,) array: which predicted components were matched one-to-one to a target."""
+def match_targets(
+    gt_centroids: np.ndarray, pred_centroids: np.ndarray, max_distance: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """One-to-one greedy matching of targets to predicted components (the rule of the module docstring).
+
+    Returns boolean arrays ``(matched_gt, matched_pred)`` of lengths ``n_targets`` and ``n_pred``: which
+    targets were detected and which predicted components were matched (the rest are false alarms). Every
+    metric that needs detected targets or false alarms uses this one function, so they all agree.
+    """
+    matched_gt = np.zeros(len(gt_centroids), dtype=bool)
     matched_pred = np.zeros(len(pred_centroids), dtype=bool)
     if len(gt_centroids) == 0 or len(pred_centroids) == 0:
-        return matched_pred
+        return matched_gt, matched_pred
     dist = np.linalg.norm(gt_centroids[:, None, :] - pred_centroids[None, :, :], axis=-1)
     # np.nonzero is row-major, so the stable sort breaks distance ties by (target, prediction) label
     gi, pi = np.nonzero(dist < max_distance)
     order = np.argsort(dist[gi, pi], kind="stable")
-    matched_gt = np.zeros(len(gt_centroids), dtype=bool)
     # candidate pairs are few (targets are sparse), so this loop is short
     for g, p in zip(gi[order], pi[order], strict=True):
         if not (matched_gt[g] or matched_pred[p]):
             matched_gt[g] = matched_pred[p] = True
-    return matched_pred
+    return matched_gt, matched_pred
 
 
 @dataclass(frozen=True)
@@ -132,7 +139,7 @@ class ImageStats:
         return self.intersection / self.union if self.union else 1.0
 
 
-def _check_params(threshold: float, pd_distance: float) -> None:
+def check_params(threshold: float, pd_distance: float) -> None:
     if not np.isfinite(threshold):
         raise ValueError(f"threshold must be finite, got {threshold}")
     if not pd_distance > 0:
@@ -148,12 +155,12 @@ def image_stats(
         raise ValueError(f"pred shape {pred.shape} does not match gt shape {gt.shape}")
     if pred.ndim != 2:
         raise ValueError(f"pred and gt must be 2-D (HxW), got shape {pred.shape}")
-    _check_params(threshold, pd_distance)
+    check_params(threshold, pd_distance)
     pred_mask = binarize(pred, threshold)
     gt_mask = gt != 0
     _, n_targets, gt_centroids, _ = components(gt_mask)
     _, _, pred_centroids, pred_areas = components(pred_mask)
-    matched = _match_greedy(gt_centroids, pred_centroids, pd_distance)
+    _, matched = match_targets(gt_centroids, pred_centroids, pd_distance)
     return ImageStats(
         intersection=int(np.count_nonzero(pred_mask & gt_mask)),
         union=int(np.count_nonzero(pred_mask | gt_mask)),
@@ -205,7 +212,7 @@ class MetricAccumulator:
     """Collects ``ImageStats`` image by image (e.g. inside an evaluation loop); ``compute`` summarises them."""
 
     def __init__(self, *, threshold: float = 0.5, pd_distance: float = 3.0) -> None:
-        _check_params(threshold, pd_distance)  # fail at construction, not at the first image
+        check_params(threshold, pd_distance)  # fail at construction, not at the first image
         self.threshold = threshold
         self.pd_distance = pd_distance
         self.stats: list[ImageStats] = []
