@@ -10,7 +10,10 @@ Scene model, per image:
   Fractal Images*, Springer 1988, ch. 2), a sky/ground horizon, or a full ground scene with a field patchwork;
 * distractors that are *not* targets: large bright blobs, thin lines, building-like rectangles and structures
   entering the frame;
-* optics blur, vignetting, then sensor noise (Gaussian + fixed-pattern column/row offsets).
+* optics blur, vignetting, then sensor noise (Gaussian + fixed-pattern column/row offsets);
+* with ``empty_clutter`` > 0, target-free frames (``empty_fraction``) also get structured clutter, the hard
+  negatives real detectors fire on: the thin sunlit rims of sharp-edged clouds and bright blobs a few times
+  larger than the largest target. Off by default, so default datasets are unchanged.
 
 Targets follow the SPIE small-target definition (at most ~80 px in a 256x256 frame; Chen et al., "A Local
 Contrast Method for Small Infrared Target Detection", IEEE TGRS 2014): point-like, Gaussian, rotated ellipses
@@ -88,6 +91,7 @@ class SyntheticConfig:
     dim_fraction: float = 0.3  # targets with peak 3-6 noise sigmas
     bright_fraction: float = 0.25  # targets with peak 45-120 grey levels; the rest are 12-45
     clutter: float = 1.0  # scales the number of distractors and cloud contrast; 0 gives plain backgrounds
+    empty_clutter: float = 0.0  # strength of the structured clutter of target-free frames; 0 = none
 
     def __post_init__(self) -> None:
         # Accept lists (YAML/JSON) but store tuples so the frozen config stays hashable.
@@ -129,7 +133,7 @@ class SyntheticConfig:
             raise ValueError(f"support_threshold must be in [0.05, 0.95], got {self.support_threshold}")
         if not 1 <= self.min_separation <= 32:
             raise ValueError(f"min_separation must be in 1..32 (targets must not touch), got {self.min_separation}")
-        for name in ("noise_std", "fixed_pattern_std", "clutter"):
+        for name in ("noise_std", "fixed_pattern_std", "clutter", "empty_clutter"):
             if not 0.0 <= getattr(self, name) <= 50.0:
                 raise ValueError(f"{name} must be in [0, 50], got {getattr(self, name)}")
 
@@ -287,6 +291,33 @@ def _add_distractors(rng: np.random.Generator, bg: np.ndarray, horizon: np.ndarr
         bg[y0:, x0:x0 + bw] += rng.uniform(0.3, 0.9)
 
 
+def _add_structured_clutter(rng: np.random.Generator, bg: np.ndarray, cfg: SyntheticConfig) -> None:
+    """Hard negatives for a target-free frame, in place: cloud edges and blobs larger than any target.
+
+    Cloud edges: the gradient magnitude of a sharp-edged fractal cloud (its interior is not added), a thin
+    bright rim that breaks into short bright segments, as sunlit cloud boundaries do. Blobs: Gaussians whose
+    half-maximum support is 1.5-4x ``max_target_area``, so no blob is a target by the definition used here.
+    """
+    h, w = bg.shape
+    s = cfg.empty_clutter
+    # A smooth (steep-spectrum) field cut high: a few large clouds with sharp boundaries, faintly filled.
+    body = _sigmoid((_fractal_noise(rng, (h, w), rng.uniform(3.8, 4.4)) - rng.uniform(0.3, 1.0)) / 0.05)
+    rim = np.hypot(*np.gradient(ndimage.gaussian_filter(body, 1.0)))
+    # Brightness varies along the rim, so it breaks into short bright segments.
+    along = np.clip(0.5 + 0.6 * _fractal_noise(rng, (h, w), 2.2), 0.0, None)
+    bg += s * (rng.uniform(0.6, 1.2) * along * rim / (rim.max() + 1e-12) + rng.uniform(0.05, 0.2) * body)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    for _ in range(1 + rng.poisson(1.5 * s)):
+        area = cfg.max_target_area * rng.uniform(1.5, 4.0)
+        aspect = rng.uniform(1.0, 2.0)
+        prod = area / (2.0 * math.log(2.0) * math.pi)  # half-max support of a Gaussian: 2 ln2 pi s_u s_v
+        s_u, s_v = math.sqrt(prod * aspect), math.sqrt(prod / aspect)
+        cy, cx, th = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0, np.pi)
+        u = (xx - cx) * np.cos(th) + (yy - cy) * np.sin(th)
+        v = -(xx - cx) * np.sin(th) + (yy - cy) * np.cos(th)
+        bg += s * rng.uniform(0.4, 1.0) * np.exp(-0.5 * ((u / s_u) ** 2 + (v / s_v) ** 2))
+
+
 # --------------------------------------------------------------------------- targets
 
 
@@ -408,6 +439,8 @@ def render_sample(rng: np.random.Generator, height: int, width: int, cfg: Synthe
 
     bg, horizon, kind = _scene(rng, height, width, cfg.clutter)
     _add_distractors(rng, bg, horizon, kind, cfg.clutter)
+    if n_targets == 0 and cfg.empty_clutter > 0:  # drawn only then, so other frames' random streams are unchanged
+        _add_structured_clutter(rng, bg, cfg)
     bg = ndimage.gaussian_filter(bg, rng.uniform(0.5, 1.2))  # optics blur (also anti-aliases the rectangles)
     lo = rng.uniform(15.0, 100.0)
     # Background spans [lo, lo + span] up to its 99th percentile; the headroom keeps most clouds and
@@ -451,7 +484,10 @@ def _write_lines(path: Path, lines: Sequence[str]) -> None:
 
 
 def _readme(cfg: SyntheticConfig, n_empty: int, n_components: int) -> str:
-    params = json.dumps(asdict(cfg), indent=2, sort_keys=True)
+    fields = asdict(cfg)
+    if not cfg.empty_clutter:  # an unset option leaves the README of default datasets byte-identical
+        del fields["empty_clutter"]
+    params = json.dumps(fields, indent=2, sort_keys=True)
     return (
         f"{README_MARKER}\n\n"
         "SYNTHETIC data: rendered by `semprior_core.data.synthetic.generate`, not real infrared imagery.\n"
