@@ -41,7 +41,7 @@ from .config import (
 from .data.catalog import DataSplits, build_splits, folders_of, load_points
 from .data.dataset import CropDataset, ImageBank, Normalization, collate, epoch_plan
 from .device import autocast, epoch_seed, make_scaler, resolve_device, seed_everything
-from .inference import predict_probs, to_device
+from .inference import to_device
 from .io import (
     DataError,
     append_jsonl,
@@ -56,6 +56,7 @@ from .method.base import Context, Method
 from .method.supervision import Supervision
 from .metrics import MetricAccumulator
 from .run_identity import check_checkpoint_of, new_run_id, read_run_record
+from .run_policy import selection_for
 from .selection import point_scores
 
 
@@ -71,40 +72,6 @@ class _Resume:
     record: dict[str, Any]
     changes: list[ConfigChange]
     run_id: str
-
-
-@dataclass
-class Selection:
-    """Which validation score picks ``best.pt`` and whether it used dense masks."""
-
-    metric: str
-    uses_dense_val_masks: bool
-
-
-def selection_for(cfg: RunConfig) -> Selection:
-    mode = cfg.train.select
-    if mode == "auto":
-        mode = "val_dense" if cfg.method.supervision == "full" else "val_points"
-    return Selection(metric="iou" if mode == "val_dense" else "point_f1", uses_dense_val_masks=mode == "val_dense")
-
-
-def uses_teacher(cfg: RunConfig) -> bool:
-    return cfg.method.name == "semprior" or cfg.method.model == "teacher"
-
-
-def uses_vfm(cfg: RunConfig) -> bool:
-    """Whether a run reads frozen VFM features (a teacher whose SCAM is on, with a VFM)."""
-    return uses_teacher(cfg) and cfg.vfm.name != "none" and cfg.scam.enabled
-
-
-def features_for(cfg: RunConfig, banks: list[ImageBank]) -> list:
-    """Cached VFM feature sources for ``banks`` (Nones when the run uses no VFM)."""
-    if cfg.vfm.name == "none" or not cfg.scam.enabled:
-        return [None] * len(banks)
-    from .vfm.cache import feature_source, open_cache
-
-    cache = open_cache(cfg.vfm)
-    return [feature_source(cache, bank) for bank in banks]
 
 
 def lr_factor(cfg: RunConfig, progress: float) -> float:
@@ -247,8 +214,9 @@ class Trainer:
             cfg=cfg, device=self.device, run_dir=self.run_dir, train_bank=self.train_bank, val_bank=self.val_bank,
             norm=self.norm, supervision=self.supervision, rank=self.rank, world_size=self.world,
         )
-        if uses_teacher(cfg):
-            ctx.train_features, ctx.val_features = features_for(cfg, [self.train_bank, self.val_bank])
+        from .vfm.cache import features_for  # lazy: importing the engine alone does not load the VFM stack
+
+        ctx.train_features, ctx.val_features = features_for(cfg, [self.train_bank, self.val_bank])
         self.method: Method = create_method(cfg, ctx, val_supervision=self.val_supervision)
         dist.broadcast_state(self.method.networks())
         self.optimizer = make_optimizer(cfg, self.method.parameters())
@@ -436,7 +404,7 @@ class Trainer:
         ds = CropDataset(
             self.train_bank, self.supervision.target, self.norm, crop=cfg.crop, flips=cfg.flips,
             rot90=cfg.rot90, seed=self.cfg.train.seed, features=self.method.train_features(),
-            feature_stride=self.method.feature_stride, plan=plan, centres=self.supervision.crop_centres,
+            feature_stride=self.method.networks().feature_stride, plan=plan, centres=self.supervision.crop_centres,
             target_prob=cfg.target_prob, jitter=cfg.target_jitter,
         )
         ds.set_epoch(self.epoch)
@@ -491,10 +459,8 @@ class Trainer:
     # -- prediction and validation ---------------------------------------------------------
     def predict(self, which: str, bank: ImageBank, indices: list[int] | None = None, features=None) -> list[np.ndarray]:
         """Whole-image probabilities of network ``which`` for ``indices`` of ``bank``."""
-        return predict_probs(
-            lambda batch: self.method.logits(which, batch), self.method.networks()[which], bank, self.norm,
-            divisor=self.method.size_divisor(), device=self.device, amp=self.cfg.train.amp, indices=indices,
-            features=features, feature_stride=self.method.feature_stride,
+        return self.method.networks().predict(
+            which, bank, self.norm, device=self.device, amp=self.cfg.train.amp, indices=indices, features=features
         )
 
     def _label_predictor(self, bank: ImageBank, features):

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from .checkpoint import load_checkpoint
 from .classical.run import ClassicalRun, classical_run_dir
@@ -23,18 +22,18 @@ from .data.catalog import build_splits
 from .data.dataset import ImageBank, Normalization
 from .data.folder import IMAGE_SUFFIXES
 from .device import resolve_device
-from .inference import predict_probs
 from .io import DataError, atomic_write_json, read_image, save_png
 from .metrics import ImageStats, MetricAccumulator, Metrics
-from .networks import build_network
+from .networks import Networks, build_network
 from .outputs import plan_outputs
 from .run_identity import check_checkpoint_of
+from .run_policy import reads_vfm
 
 
 @dataclass
 class LoadedRun:
     cfg: RunConfig
-    networks: dict[str, nn.Module]
+    networks: Networks
     norm: Normalization
     eval_models: list[str]
     epoch: int
@@ -57,7 +56,7 @@ def load_run(checkpoint: str | Path, device: torch.device | str = "cpu") -> Load
         net.load_state_dict(state)
         nets[name] = net.to(device).eval()
     norm = Normalization(**ckpt["normalization"])
-    return LoadedRun(cfg, nets, norm, list(ckpt["eval_models"]), int(ckpt["epoch"]), path, ckpt.get("run_id"))
+    return LoadedRun(cfg, Networks(nets), norm, list(ckpt["eval_models"]), int(ckpt["epoch"]), path, ckpt.get("run_id"))
 
 
 def resolve_checkpoint(run_dir: str | Path, which: str = "best") -> Path:
@@ -115,24 +114,13 @@ class EvalResult:
         }
 
 
-def network_forward(run: LoadedRun, which: str):
-    net = run.networks[which]
-    if which == "teacher":
-        return lambda batch: net(batch["image"], batch.get("feats"))
-    return lambda batch: net(batch["image"])
-
-
 def predict_bank(run: LoadedRun, which: str, bank: ImageBank, device: torch.device) -> list[np.ndarray]:
     features = None
-    if which == "teacher":
-        from .engine import features_for
+    if reads_vfm(run.cfg, which):
+        from .vfm.cache import features_for
 
         features = features_for(run.cfg, [bank])[0]
-    return predict_probs(
-        network_forward(run, which), run.networks[which], bank, run.norm,
-        divisor=max(getattr(n, "size_divisor", 1) for n in run.networks.values()), device=device,
-        amp=run.cfg.train.amp, features=features,
-    )
+    return run.networks.predict(which, bank, run.norm, device=device, amp=run.cfg.train.amp, features=features)
 
 
 def evaluate_run(

@@ -51,10 +51,10 @@ from .checkpoint import load_checkpoint
 from .config import RunConfig, config_from_dict
 from .data.dataset import ImageBank, Normalization
 from .device import resolve_device
-from .inference import predict_probs
 from .io import DataError, atomic_write_bytes
-from .networks import build_network
+from .networks import Networks, build_network
 from .postprocess import DEFAULT_GRID, ThresholdChoice, select_threshold
+from .run_policy import reads_vfm, selection_for
 
 FORMAT_VERSION = 1
 INPUT_NAME, OUTPUT_NAME = "image", "prob"
@@ -115,12 +115,12 @@ def load_network(checkpoint: str | Path, network: str = "student") -> NetworkSou
     cfg = config_from_dict(ckpt["config"])
     if network not in ckpt["networks"]:
         raise ExportError(f"{path}: no network {network!r}; it holds {', '.join(ckpt['networks'])}")
-    if network == "teacher" and cfg.vfm.name != "none" and cfg.scam.enabled:
+    if reads_vfm(cfg, network):
         raise ExportError(f"{path}: the teacher needs VFM features at inference; export the student")
     net = build_network(cfg, network)
     net.load_state_dict(ckpt["networks"][network])
     net.eval()
-    return NetworkSource(cfg, net, Normalization(**ckpt["normalization"]), int(getattr(net, "size_divisor", 1)),
+    return NetworkSource(cfg, net, Normalization(**ckpt["normalization"]), Networks({network: net}).size_divisor,
                          network, int(ckpt["epoch"]), path)
 
 
@@ -242,13 +242,12 @@ def validation_threshold(src: NetworkSource, grid: Sequence[float] = DEFAULT_GRI
     validation points, so a point-supervised export uses no dense mask either.
     """
     from .data.catalog import build_splits, folders_of, load_points
-    from .engine import selection_for
 
     splits = build_splits(src.cfg.data)
     bank = ImageBank(splits.val)
     dev = resolve_device(device)
     net = src.net.to(dev)
-    probs = predict_probs(lambda batch: net(batch["image"]), net, bank, src.norm, divisor=src.divisor, device=dev)
+    probs = Networks({src.network: net}).predict(src.network, bank, src.norm, device=dev)
     if selection_for(src.cfg).uses_dense_val_masks:
         return select_threshold(probs, masks=[bank.mask(i) for i in range(len(bank))], grid=grid)
     points = load_points(src.cfg.data, folders_of(src.cfg.data, splits))

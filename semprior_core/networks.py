@@ -11,21 +11,26 @@ building networks leaves the global RNG stream (data order, augmentation) as it 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from .config import RunConfig
+from .inference import predict_probs
 from .models import create_backbone
+from .run_policy import reads_vfm
+from .scam import Teacher
 
 if TYPE_CHECKING:
+    from .data.dataset import FeatureSource, ImageBank, Normalization
     from .models.base import SegBackbone
-    from .scam import Teacher
+
+FEATURE_STRIDE = 8  # pixels per VFM feature cell once resampled to a crop or a whole image
 
 
 def derived_seed(seed: int, name: str) -> int:
@@ -71,11 +76,9 @@ def build_teacher(cfg: RunConfig, backbone: SegBackbone | None = None) -> Teache
     clusters fall back to image statistics in both), so only ``scam=off`` is an ablation
     (:func:`workbench.sweep.ablation_overrides` refuses ``vfm=none``).
     """
-    from .scam import Teacher
-
     if backbone is None:
         backbone = build_backbone(cfg, "teacher")
-    if cfg.vfm.name == "none" or not cfg.scam.enabled:
+    if not reads_vfm(cfg, "teacher"):
         return Teacher(backbone, cfg.scam, prior_channels=[], feature_index=[])
     missing = [layer for layer in cfg.scam.vfm_layers if layer not in cfg.vfm.layers]
     if missing:
@@ -102,3 +105,58 @@ def build_network(cfg: RunConfig, which: str) -> nn.Module:
     if which == "teacher":
         return build_teacher(cfg)
     raise ValueError(f"unknown network {which!r}; use 'student' or 'teacher'")
+
+
+class Networks(Mapping[str, nn.Module]):
+    """A run's networks by name (``student``, ``teacher``: the keys checkpoints store) and how to call each.
+
+    The one place that knows a network's inputs: a :class:`~semprior_core.scam.Teacher` takes the image and
+    the batch's VFM feature maps (``batch["feats"]``), a student the image alone. Whole images are padded to
+    :attr:`size_divisor`, the largest divisor of any of the networks, so that all of them see the same padded
+    input; VFM maps are resampled to :attr:`feature_stride` pixels per cell. Methods, the training loop,
+    evaluation, export, inspection and attributions all call networks through it.
+    """
+
+    def __init__(self, networks: Mapping[str, nn.Module], feature_stride: int = FEATURE_STRIDE) -> None:
+        self._nets = dict(networks)
+        self.feature_stride = feature_stride
+
+    def __getitem__(self, which: str) -> nn.Module:
+        return self._nets[which]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._nets)
+
+    def __len__(self) -> int:
+        return len(self._nets)
+
+    @property
+    def size_divisor(self) -> int:
+        """Whole images are padded to a multiple of this before inference."""
+        return max(getattr(net, "size_divisor", 1) for net in self._nets.values())
+
+    def takes_features(self, which: str) -> bool:
+        """Whether network ``which`` is called with VFM feature maps (a teacher, even one whose SCAM is off)."""
+        return isinstance(self[which], Teacher)
+
+    def logits(self, which: str, batch: dict[str, Any], *, scam: bool = True) -> torch.Tensor:
+        """Logits of network ``which`` on ``batch``; ``scam=False`` runs a teacher as its bare backbone."""
+        net = self[which]
+        if self.takes_features(which):
+            return net(batch["image"], batch.get("feats"), scam=scam)
+        return net(batch["image"])
+
+    def predict(
+        self, which: str, bank: ImageBank, norm: Normalization, *, device: torch.device, amp: bool = False,
+        indices: list[int] | None = None, features: FeatureSource | None = None, scam: bool = True,
+    ) -> list[np.ndarray]:
+        """Whole-image probabilities of network ``which`` for ``indices`` of ``bank`` (default: all of them).
+
+        ``features``: the bank's VFM feature source; only a network that :meth:`takes_features` gets them, so
+        a student's pass does not resample maps it never reads.
+        """
+        return predict_probs(
+            lambda batch: self.logits(which, batch, scam=scam), self[which], bank, norm, divisor=self.size_divisor,
+            device=device, amp=amp, indices=indices, features=features if self.takes_features(which) else None,
+            feature_stride=self.feature_stride,
+        )

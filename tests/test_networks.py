@@ -200,3 +200,29 @@ def test_label_combine_rules(kw, models, expected):
     probs = {"teacher": [np.array([0.8])], "student": [np.array([0.0])]}
     (out,) = m.combine_label_probs({k: probs[k] for k in models})
     assert out.item() == pytest.approx(expected)
+
+
+# -- Networks: how each network is called --------------------------------------------------------
+def test_networks_call_each_network_with_its_inputs():
+    from semprior_core.networks import Networks
+    from tests.test_scam import _inputs, _randomise_out_layers, _teacher
+
+    teacher, student = _teacher("unet").eval(), create_backbone("unet").eval()
+    _randomise_out_layers(teacher)
+    nets = Networks({"student": student, "teacher": teacher})
+    image, feats = _inputs()
+    batch = {"image": image, "feats": feats}
+    assert list(nets) == ["student", "teacher"] and nets["teacher"] is teacher and len(nets) == 2
+    assert nets.takes_features("teacher") and not nets.takes_features("student")
+    with torch.no_grad():
+        assert torch.equal(nets.logits("student", batch), student(image))
+        assert torch.equal(nets.logits("teacher", batch), teacher(image, feats))
+        assert torch.equal(nets.logits("teacher", batch, scam=False), teacher.backbone(image))
+        assert not torch.equal(nets.logits("teacher", batch), teacher.backbone(image))
+
+
+def test_networks_pad_to_the_largest_divisor():
+    from semprior_core.networks import Networks
+
+    small, large = create_backbone("unet", widths=[4, 8]), create_backbone("unet", widths=[4, 8, 16, 32])
+    assert Networks({"a": small, "b": large}).size_divisor == large.size_divisor > small.size_divisor

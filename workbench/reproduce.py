@@ -111,7 +111,7 @@ def run_classical_baselines(protocol: Protocol, out: Path, root_dir: Path, conso
 def warm_caches(pairs: list[tuple[sweep.Job, object]], progress: bool = True, console=None) -> None:
     """Build each distinct VFM feature cache once, before runs that share it train side by side."""
     from semprior_core.configtree import apply_overrides
-    from semprior_core.engine import uses_vfm
+    from semprior_core.run_policy import uses_vfm
     from semprior_core.vfm.cache import warm_cache
 
     seen = set()

@@ -14,6 +14,7 @@ from ..config import RunConfig
 from ..data.dataset import FeatureSource, ImageBank, Normalization
 
 if TYPE_CHECKING:
+    from ..networks import Networks
     from .supervision import Supervision
 
 
@@ -47,14 +48,9 @@ class Method:
     def __init__(self, ctx: Context):
         self.ctx = ctx
 
-    def networks(self) -> dict[str, nn.Module]:
+    def networks(self) -> Networks:
+        """The method's networks by name (what checkpoints store) and how each is called."""
         raise NotImplementedError
-
-    feature_stride: int = 8  # pixels per VFM feature cell after resampling to a crop
-
-    def size_divisor(self) -> int:
-        """Whole images are padded to a multiple of this before inference."""
-        return max(getattr(net, "size_divisor", 1) for net in self.networks().values())
 
     def train_features(self) -> FeatureSource | None:
         """Cached VFM features of training images, if this method uses them."""
@@ -76,8 +72,8 @@ class Method:
         raise NotImplementedError
 
     def logits(self, which: str, batch: dict[str, Any]) -> torch.Tensor:
-        """Logits of network ``which`` on a (whole-image) batch."""
-        raise NotImplementedError
+        """Logits of network ``which`` on a batch (:meth:`Networks.logits`)."""
+        return self.networks().logits(which, batch)
 
     def label_models(self) -> tuple[str, ...]:
         """Networks whose whole-image predictions feed label updates."""

@@ -37,7 +37,7 @@ from ..device import epoch_seed
 from ..inference import to_device
 from ..io import append_jsonl, atomic_write_text, read_jsonl
 from ..losses import DISTILL_NORM, distillation, segmentation_loss
-from ..networks import build_student, build_teacher
+from ..networks import Networks, build_student, build_teacher
 from .base import Context, Method
 from .clusters import ClusterAssignment, cluster_images, stats_features
 from .hypergrad import ClusterReweighter
@@ -59,6 +59,7 @@ class SempriorMethod(Method):
         self.val_supervision = val_supervision
         self.student = build_student(cfg).to(ctx.device)
         self.teacher = build_teacher(cfg, backbone=self.student if self.sp.share_backbone else None).to(ctx.device)
+        self.nets = Networks({"student": self.student, "teacher": self.teacher})
         self.seg = segmentation_loss(cfg.train.loss)
         # Distillation is reduced like the segmentation loss it is added to, so neither drowns the other.
         self.distill_norm = DISTILL_NORM[cfg.train.loss]
@@ -90,13 +91,8 @@ class SempriorMethod(Method):
         return ClusterAssignment.from_labels(labels, k, kind, seed=self.sp.cluster_seed, ids=bank.keys())
 
     # -- Method interface ----------------------------------------------------------------
-    def networks(self) -> dict[str, torch.nn.Module]:
-        return {"student": self.student, "teacher": self.teacher}
-
-    def logits(self, which: str, batch: dict[str, Any]) -> torch.Tensor:
-        if which == "teacher":
-            return self.teacher(batch["image"], batch.get("feats"))
-        return self.student(batch["image"])
+    def networks(self) -> Networks:
+        return self.nets
 
     def _weights(self, index: torch.Tensor) -> torch.Tensor:
         if not self.sp.reweight:
@@ -158,7 +154,7 @@ class SempriorMethod(Method):
         ds = CropDataset(
             self.ctx.val_bank, lambda i: np.asarray(target(i), dtype=np.float32), self.ctx.norm, crop=cfg.data.crop,
             flips=cfg.data.flips, rot90=cfg.data.rot90, seed=cfg.train.seed + 1,
-            features=self.ctx.val_features, feature_stride=self.feature_stride,
+            features=self.ctx.val_features, feature_stride=self.nets.feature_stride,
         )
         ds.set_epoch(self.steps)
         rng = np.random.default_rng(epoch_seed(cfg.train.seed, self.steps))

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from ..losses import segmentation_loss
-from ..networks import build_network
+from ..networks import Networks, build_network
 from .base import Context, Method
 
 
@@ -19,16 +19,12 @@ class SupervisedMethod(Method):
         super().__init__(ctx)
         self.which = ctx.cfg.method.model
         self.net = build_network(ctx.cfg, self.which).to(ctx.device)
+        self.nets = Networks({self.which: self.net})
         self.eval_models = (self.which,)
         self.loss_fn = segmentation_loss(ctx.cfg.train.loss)
 
-    def networks(self) -> dict[str, torch.nn.Module]:
-        return {self.which: self.net}
-
-    def logits(self, which: str, batch: dict[str, Any]) -> torch.Tensor:
-        if self.which == "teacher":
-            return self.net(batch["image"], batch.get("feats"))
-        return self.net(batch["image"])
+    def networks(self) -> Networks:
+        return self.nets
 
     def train_step(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         logits = self.logits(self.which, batch)

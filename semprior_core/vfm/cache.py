@@ -25,10 +25,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..config import VFMConfig
+from ..config import RunConfig, VFMConfig
 from ..data.dataset import FeatureSource, ImageBank
 from ..io import atomic_write, atomic_write_json
 from ..paths import cache_dir
+from ..run_policy import uses_vfm
 from . import contrast as _contrast  # noqa: F401  (registers the hand-made "contrast" backend)
 from .frozen import FrozenVFM
 from .registry import create_vfm
@@ -217,6 +218,15 @@ class FeatureCache:
 def feature_source(cache: FeatureCache, bank: ImageBank) -> FeatureSource:
     """Index -> full-image features of ``bank.image(index)``, as the datasets expect."""
     return lambda index: cache.get(bank.image(index))
+
+
+def features_for(cfg: RunConfig, banks: list[ImageBank]) -> list[FeatureSource | None]:
+    """Cached VFM feature sources for ``banks``; Nones when the run reads no VFM features
+    (:func:`~semprior_core.run_policy.uses_vfm`), so no VFM is built for it."""
+    if not uses_vfm(cfg):
+        return [None] * len(banks)
+    cache = open_cache(cfg.vfm)
+    return [feature_source(cache, bank) for bank in banks]
 
 
 def open_cache(vfm_cfg: VFMConfig, device: str | torch.device | None = None) -> FeatureCache | None:

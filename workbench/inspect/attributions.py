@@ -58,8 +58,9 @@ def attributions(
     point = tuple(int(v) for v in target) if target is not None else default_target(h, index, split)
     region = component_region(h.predict(model, split, index), point) if component else None
     batch = h.batch(split, index)
-    feats = batch.get("feats") if model == "teacher" else None
-    res = attribute(h.loaded().networks[model], batch["image"], Target(point, radius, region), method,
+    networks = h.loaded().networks
+    feats = batch.get("feats") if networks.takes_features(model) else None
+    res = attribute(networks[model], batch["image"], Target(point, radius, region), method,
                     feats=feats, wrt=wrt, options=options)
     crop = (slice(0, shape[0]), slice(0, shape[1]))
     layers = {h.cfg.vfm.layers[i]: m[crop] for i, m in res.layers.items()}

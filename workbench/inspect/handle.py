@@ -19,7 +19,7 @@ from semprior_core.config import RunConfig
 from semprior_core.data.catalog import build_splits, folders_of, load_points
 from semprior_core.data.dataset import FullImageDataset, ImageBank, collate
 from semprior_core.evaluate import LoadedRun, load_run
-from semprior_core.inference import predict_probs, to_device
+from semprior_core.inference import to_device
 from semprior_core.io import DataError
 from semprior_core.runs import Run
 
@@ -133,7 +133,7 @@ class RunHandle:
         if not self.has_scam():
             return None
         if split not in self._features:
-            from semprior_core.engine import features_for
+            from semprior_core.vfm.cache import features_for
 
             self._features[split] = features_for(self.cfg, [self.bank(split)])[0]
         return self._features[split]
@@ -141,8 +141,8 @@ class RunHandle:
     def batch(self, split: str, index: int) -> dict[str, Any]:
         """One whole image as the networks see it: normalised, padded, with VFM maps when the teacher uses them."""
         run = self._require()
-        divisor = max(getattr(n, "size_divisor", 1) for n in run.networks.values())
-        ds = FullImageDataset(self.bank(split), run.norm, divisor, features=self.features(split))
+        ds = FullImageDataset(self.bank(split), run.norm, run.networks.size_divisor, features=self.features(split),
+                              feature_stride=run.networks.feature_stride)
         return to_device(collate([ds[index]]), self.device)
 
     # -- predictions -----------------------------------------------------------------------------
@@ -153,17 +153,10 @@ class RunHandle:
             raise ValueError(f"{self.name}: no network {which!r}; it holds {', '.join(run.networks)}")
         key = (which, split, index, scam)
         if key not in self._predictions:
-            net = run.networks[which]
-            if which == "teacher":
-                def forward(b):
-                    return net(b["image"], b.get("feats") if scam else None, scam=scam)
-            else:
-                def forward(b):
-                    return net(b["image"])
-            divisor = max(getattr(n, "size_divisor", 1) for n in run.networks.values())
-            self._predictions[key] = predict_probs(
-                forward, net, self.bank(split), run.norm, divisor=divisor, device=self.device,
-                indices=[index], features=self.features(split) if which == "teacher" else None,
+            # A student's prediction must not build the VFM (features are opened lazily per split).
+            features = self.features(split) if run.networks.takes_features(which) else None
+            self._predictions[key] = run.networks.predict(
+                which, self.bank(split), run.norm, device=self.device, indices=[index], features=features, scam=scam
             )[0]
         return self._predictions[key]
 
