@@ -105,6 +105,10 @@ def _best(run_dir: Path) -> str:
 def cmd_eval(args, extra) -> int:
     from semprior_core.evaluate import evaluate_run
 
+    if args.data is not None:
+        return _eval_on_data(args)
+    if args.split == "all":
+        raise SystemExit("semprior eval: --split all needs --data OTHER (a run's own data: train, val or test)")
     res = evaluate_run(args.run, split=args.split, which=args.which, checkpoint=args.checkpoint, device=args.device)
     if args.json:
         d = res.to_dict()
@@ -117,6 +121,56 @@ def cmd_eval(args, extra) -> int:
                   else f"{res.checkpoint}.pt (epoch {res.epoch}, chosen on validation)")
         title = f"{args.run}: {res.split} split, {chosen}"
         console.print(_metrics_table(title, [(res.model, res.metrics.as_row())]))
+    return 0
+
+
+def _eval_on_data(args) -> int:
+    """``eval --run R --data OTHER``: R may also be a folder of runs (every finished run below it is scored)."""
+    from semprior_core.classical.run import classical_run_dir
+    from semprior_core.cross_eval import evaluate_on
+    from semprior_core.io import DataError
+    from workbench.inspect.compare import expand_runs
+
+    if args.split not in ("test", "all"):
+        raise SystemExit(f"semprior eval: with --data the split is test or all, not {args.split!r}")
+    run = Path(args.run)
+    if not run.is_dir():
+        raise DataError(f"{run}: run folder not found")
+    runs = [run] if (run / "config.yaml").is_file() else [r.path for r in expand_runs([run])]
+    finished = [r for r in runs if (r / "best.pt").is_file() or classical_run_dir(r) is not None]
+    if not finished:
+        raise DataError(f"{run}: no finished run (best.pt or a classical run.json) at or below it")
+    for r in sorted(set(runs) - set(finished)):
+        console.print(f"[yellow]skipped[/] {r}: not finished (no best.pt)", highlight=False)
+    for r in finished:
+        try:
+            res = evaluate_on(r, args.data, split=args.split, which=args.which, checkpoint=args.checkpoint,
+                              device=args.device, progress=len(finished) == 1 and sys.stderr.isatty())
+        except ValueError as exc:  # a network or checkpoint the run lacks: one line, not a traceback
+            console.print(f"[red]error:[/] {exc}", highlight=False)
+            return 2
+        d = res.to_dict()
+        if args.json:
+            d.pop("per_image")
+            print(json.dumps(d, indent=2))
+            continue
+        trained = "+".join(t["name"] for t in res.trained_on)
+        ev = res.evaluated_on
+        chosen = ("setting tuned on validation" if res.threshold is None
+                  else f"{res.checkpoint}.pt (epoch {res.epoch}, chosen on validation), threshold {res.threshold}")
+        title = (f"{r}: trained on {trained} → evaluated on {ev['name']} ({ev['split']} split, {ev['n_images']} "
+                 f"images, {ev['n_target_free']} target-free){' [its own data]' if res.same_data else ''}; {chosen}")
+        console.print(_metrics_table(title, [(res.model, res.metrics.as_row())]), highlight=False)
+        fa, auc = d["false_alarms"], d["auc"]["value"]
+        free = fa["target_free"]
+        free_text = f"{free['per_frame']:.2f} on {free['n_frames']} target-free frames" if free["n_frames"] else \
+            "no target-free frame"
+        console.print(
+            f"false-alarm objects per frame: {fa['all']['per_frame']:.2f} over all frames, {free_text}; "
+            f"Pd–Fa area up to Fa {d['auc']['max_fa'] * 1e6:g}×10⁻⁶: {'–' if auc is None else f'{auc:.3f}'}; "
+            f"saved in {r}/eval_cross/", highlight=False)
+        bins = ", ".join(f"{b['label']} {b['n_detected']}/{b['n_targets']}" for b in d["bins"]["size"])
+        console.print(f"Pd per target size (detected/targets): {bins}", highlight=False)
     return 0
 
 
@@ -446,9 +500,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="tuning data: the validation split carved from training data (never test)")
     sp.add_argument("--out", help="run directory (default runs/<method>)")
 
-    sp = add("eval", cmd_eval, "IoU, nIoU, Pd, Fa of a run on a split")
-    sp.add_argument("--run", required=True)
-    sp.add_argument("--split", default="test", choices=["train", "val", "test"])
+    sp = add("eval", cmd_eval, "IoU, nIoU, Pd, Fa of a run on a split, or on another dataset (--data)")
+    sp.add_argument("--run", required=True, help="run directory; with --data also a folder of runs")
+    sp.add_argument("--data", help="another dataset folder to score the run on (cross-dataset generalisation; "
+                                   "saved under RUN/eval_cross/); with Pd–Fa curves, size and contrast bins")
+    sp.add_argument("--split", default="test", choices=["train", "val", "test", "all"],
+                    help="without --data: the run's own split; with --data: test (its test split file) or all")
     sp.add_argument("--which", help="network (student/teacher); default: the run's selection model")
     sp.add_argument("--checkpoint", default="best", help="best (validation-selected), last, or a path")
     sp.add_argument("--device", default="auto")

@@ -1,0 +1,49 @@
+"""A run's false alarms on a chosen dataset folder, largest first (data for a dashboard view or notebook).
+
+A false alarm is a predicted component (probability > the run's threshold, or a classical run's mask) that
+matches no target under the rule of :mod:`semprior_core.metrics`; see
+:func:`semprior_core.detection_curves.false_alarm_objects`. The folder is a dataset folder
+(``images/``, ``masks/``; all-zero masks are target-free frames). A folder of frames known to hold no target
+may lack ``masks/`` when ``assume_target_free`` says so: every detection there is then a false alarm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from semprior_core.cross_eval import chunks, open_predictor, split_refs
+from semprior_core.data.folder import DatasetFolder
+from semprior_core.detection_curves import false_alarm_objects
+from semprior_core.io import DataError
+
+COLUMNS = ("frame", "area", "y", "x", "top", "left", "bottom", "right", "peak")
+
+
+def false_alarms(
+    run_dir: str | Path, folder: str | Path, *, split: str = "test", which: str | None = None,
+    checkpoint: str = "best", device: str = "cpu", threshold: float = 0.5, limit: int | None = None,
+    assume_target_free: bool = False,
+) -> list[dict]:
+    """One row per false-alarm object of the run on ``folder``'s ``split`` (``test`` or ``all``), largest first
+    (equal areas: frame key, then the object's raster order). Row keys: :data:`COLUMNS` (``frame`` is the
+    sample key ``<dataset>/<id>``; box rows ``[top, bottom)``, columns ``[left, right)``; ``peak`` the highest
+    probability inside). ``limit`` keeps the first rows."""
+    data = DatasetFolder.open(folder)
+    if not data.has_masks() and not assume_target_free:
+        raise DataError(f"{data.root}: no masks/ folder, so false alarms cannot be told from targets; "
+                        "pass assume_target_free=True for frames known to hold no target")
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    pred = open_predictor(run_dir, which, checkpoint, device, threshold)
+    refs = split_refs(pred, data, split)
+    rows = []
+    for bank in chunks(refs):
+        for j, prob in enumerate(pred.predict(bank)):
+            mask = bank.mask(j) if data.has_masks() else np.zeros(bank.shape(j), dtype=bool)
+            for fa in false_alarm_objects(prob, mask, threshold=threshold):
+                rows.append({"frame": bank.keys()[j], **asdict(fa)})
+    rows.sort(key=lambda r: -r["area"])  # stable: equal areas stay in frame order, then raster order
+    return rows if limit is None else rows[:limit]
