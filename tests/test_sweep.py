@@ -53,13 +53,25 @@ def test_protocols_plan_every_run(tmp_path):
     data.mkdir(parents=True)
     smoke = plan(load_protocol("smoke"), tmp_path / "smoke", root)
     assert len(smoke) == 5 + 2 and {b.model.backbone for _, b in smoke} == {"acm"}  # the CPU protocol's student
+    (root / "configs" / "protocols").mkdir()
+    (root / "configs" / "protocols" / "cpu-tuned.yaml").write_text(
+        "lesps: {candidate: a, overrides: [labels.update_every=1]}\npal: {candidate: b, overrides: []}\n"
+        "semprior: {candidate: c, overrides: [semprior.distill_weight=0.1]}\n")
     pairs = plan(load_protocol("cpu"), tmp_path / "out", root)
-    # NUDT is absent here: 5 methods × 3 seeds + 4 ablations × 3 seeds on NUAA only
-    assert len(pairs) == 27
+    # NUDT is absent here: 5 methods × 3 seeds on NUAA only (the ablations are protocol cpu-ablations)
+    assert len(pairs) == 15
     assert all("NUAA-SIRST" in j.run_dir.parts[-4] or j.run_dir.parts[-4] == "nuaa" for j, _ in pairs)
     seeds = [j.seed for j, _ in pairs]
     assert seeds == sorted(seeds)  # seed-major, so an interrupted protocol covers every method first
-    assert {j.run_dir.parts[-3] for j, _ in pairs[:10]} == {"full", "fixed", "lesps", "pal", "semprior"}
+    assert [j.run_dir.parts[-3] for j, _ in pairs[:5]][0] == "semprior"  # the costliest run first within a seed
+    assert {j.run_dir.parts[-3] for j, _ in pairs[:5]} == {"full", "fixed", "lesps", "pal", "semprior"}
+    by_method = {j.run_dir.parts[-3]: b for j, b in pairs}
+    assert by_method["lesps"].labels.update_every == 1 and by_method["semprior"].semprior.distill_weight == 0.1
+    assert all(b.train.steps == 1500 and b.data.crop == 128 and b.data.batch_size == 8 for b in by_method.values())
+    ablations = plan(load_protocol("cpu-ablations"), tmp_path / "out", root)
+    assert {j.variant for j, _ in ablations} == {"full", "vfm-random_vit", "vfm-contrast", "scam-off", "reweight-off",
+                                                 "distill-off", "collaborative-off"}
+    assert all(b.semprior.distill_weight == 0.1 for _, b in ablations)  # the same tuned winner as `cpu`
 
 
 def test_reproduce_with_two_workers_trains_and_evaluates_every_run(tiny_synthetic, tmp_path):

@@ -364,10 +364,18 @@ def cmd_reproduce(args, extra) -> int:
     from workbench import reproduce, sweep
 
     protocol = reproduce.load_protocol(args.protocol)
-    out = Path(args.out or f"runs/reproduce-{protocol.name}")
+    out = Path(args.out or protocol.out or f"runs/reproduce-{protocol.name}")
     root_dir = Path(args.root).resolve()
     reproduce.run(protocol, out, root_dir, progress=not args.quiet, console=console, jobs=args.jobs,
                   gpus=_cuda_count())
+    if protocol.candidates:  # a tuning protocol: validation scores and winners, no test numbers
+        from workbench import tuning
+
+        rows = tuning.candidates(protocol, out, root_dir)
+        command = f"semprior reproduce {args.protocol}" + (f" --out {args.out}" if args.out else "")
+        tuning.write_tuning(protocol, rows, root_dir, root_dir / "docs" / "tuning.md", command)
+        console.print((root_dir / "docs" / "tuning.md").read_text(), highlight=False)
+        return 0
     md, _ = sweep.write_summary(sweep.summary_rows([out]), out)
     console.print(md.read_text())
     console.print(f"next: semprior report {out} --out docs/results.md")

@@ -5,10 +5,18 @@ datasets (one folder, or a list of folders for a SIRST3-style union), methods (o
 semprior ablations per dataset and classical baselines. Runs land in
 ``<out>/<dataset>/<method>/<variant>/seed<k>``; finished runs are skipped and killed ones
 resumed, so the command can be re-run after any interruption.
+
+``extends: <protocol>`` takes every key from another protocol file and replaces those given, so
+that a tuning or ablation protocol cannot drift from the budget of the main one (``datasets`` may
+then be a list of the parent's dataset names, ``methods`` too). A protocol with ``candidates``
+(``{method: {name: overrides}}``) is a tuning protocol: each candidate is one variant, scored on
+validation only, and the winners are written to its ``tuned`` file (:mod:`workbench.tuning`); a
+protocol without candidates that names a ``tuned`` file appends each method's winning overrides.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +25,7 @@ import yaml
 
 from semprior_core.config import load_config
 from semprior_core.configtree import ConfigError
-from semprior_core.io import DataError
+from semprior_core.io import DataError, read_text
 
 from . import sweep
 
@@ -34,24 +42,74 @@ class Protocol:
     overrides: list[str] = field(default_factory=list)
     ablations: dict[str, list[str]] = field(default_factory=dict)
     classical: list[str] = field(default_factory=list)
+    out: str = ""  # default output folder; "" = runs/reproduce-<name>
+    candidates: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    tuned: str = ""  # winners file: written by a tuning protocol, read by the others
 
 
-def load_protocol(name_or_path: str) -> Protocol:
+def _protocol_path(name_or_path: str | Path, relative_to: Path = PROTOCOL_DIR) -> Path:
     path = Path(name_or_path)
     if not path.suffix:
-        path = PROTOCOL_DIR / f"{name_or_path}.yaml"
+        path = relative_to / f"{name_or_path}.yaml"
     if not path.is_file():
         known = ", ".join(p.stem for p in sorted(PROTOCOL_DIR.glob("*.yaml")))
         raise ConfigError(f"{path}: protocol not found (known: {known})")
+    return path
+
+
+def _protocol_dict(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """The keys of protocol file ``path`` with its ``extends`` chain resolved."""
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: protocols extend each other in a loop")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(read_text(path, "protocol"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
-    unknown = set(data) - set(Protocol.__dataclass_fields__) - {"name"}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a protocol is a mapping of keys")
+    unknown = set(data) - set(Protocol.__dataclass_fields__) - {"name", "extends"}
     if unknown:
         raise ConfigError(f"{path}: unknown protocol key {sorted(unknown)[0]!r}")
+    if "extends" not in data:
+        return data
+    parent = _protocol_dict(_protocol_path(data.pop("extends"), path.parent), (*seen, path.resolve()))
+    for key in ("datasets", "methods"):  # a list names a subset of the parent's entries
+        if isinstance(data.get(key), list):
+            missing = [k for k in data[key] if k not in parent.get(key, {})]
+            if missing:
+                raise ConfigError(f"{path}: {key} {missing[0]!r} is not in the protocol it extends")
+            data[key] = {k: parent[key][k] for k in data[key]}
+    return parent | data
+
+
+def load_protocol(name_or_path: str) -> Protocol:
+    path = _protocol_path(name_or_path)
+    data = _protocol_dict(path)
+    missing = [k for k in ("base", "seeds", "datasets", "methods") if k not in data]
+    if missing:
+        raise ConfigError(f"{path}: protocol needs the key {missing[0]!r}")
+    for method in data.get("candidates", {}):
+        if method not in data["methods"]:
+            raise ConfigError(f"{path}: candidates for {method!r}, which is not one of the methods")
+    data.pop("name", None)
     datasets = {k: v if isinstance(v, list) else [v] for k, v in data.pop("datasets").items()}
     return Protocol(name=path.stem, datasets=datasets, **data)
+
+
+def tuned_overrides(protocol: Protocol, root_dir: Path) -> dict[str, list[str]]:
+    """Each method's winning overrides from the protocol's ``tuned`` file ({} for a tuning protocol)."""
+    if not protocol.tuned or protocol.candidates:
+        return {}
+    path = root_dir / protocol.tuned
+    if not path.is_file():
+        raise ConfigError(f"protocol {protocol.name}: {path} does not exist; run its tuning protocol first "
+                          f"(semprior reproduce {protocol.name}-tune) or remove the 'tuned' key")
+    winners = yaml.safe_load(read_text(path, "tuned winners")) or {}
+    untuned = [m for m, w in winners.items() if w is None and m in protocol.methods]
+    if untuned:
+        raise ConfigError(f"protocol {protocol.name}: {path} has no finished candidate for {untuned[0]!r} yet; "
+                          "finish its tuning protocol first")
+    return {m: list(w["overrides"]) for m, w in winners.items() if w is not None}
 
 
 def dataset_override(specs: list[dict], root_dir: Path) -> str | None:
@@ -67,19 +125,36 @@ def dataset_override(specs: list[dict], root_dir: Path) -> str | None:
 
 
 def plan(protocol: Protocol, out: Path, root_dir: Path) -> list[tuple[sweep.Job, object]]:
-    """(job, base config) pairs for every run of the protocol, all runs of one seed before the next."""
+    """(job, base config) pairs for every run of the protocol: seed-major (an interrupted protocol has every
+    method and dataset for its first seeds), the costliest runs first within a seed (no core idles at the end)."""
     pairs = []
+    tuned = tuned_overrides(protocol, root_dir)
     for ds_name, specs in protocol.datasets.items():
         ds = dataset_override(specs, root_dir)
         if ds is None:
             continue
         for method, overrides in protocol.methods.items():
-            base = load_config(root_dir / protocol.base, [*protocol.overrides, ds, *overrides, f"name={ds_name}-{method}"])
-            ablations = protocol.ablations.get(ds_name, []) if base.method.name == "semprior" else []
-            for job in sweep.plan(base, out / ds_name / method, protocol.seeds, ablations):
-                pairs.append((job, base))
-    # Seed-major: an interrupted protocol has every method and dataset for its first seeds.
-    return sorted(pairs, key=lambda pair: protocol.seeds.index(pair[0].seed))
+            base = load_config(root_dir / protocol.base, [*protocol.overrides, ds, *overrides, *tuned.get(method, []),
+                                                          f"name={ds_name}-{method}"])
+            if method in protocol.candidates:
+                jobs = [dataclasses.replace(job, test=False) for name, extra in protocol.candidates[method].items()
+                        for job in sweep.plan(base, out / ds_name / method, protocol.seeds, [], name, extra)]
+            else:
+                ablations = protocol.ablations.get(ds_name, []) if base.method.name == "semprior" else []
+                jobs = sweep.plan(base, out / ds_name / method, protocol.seeds, ablations)
+            pairs.extend((job, base) for job in jobs)
+    return sorted(pairs, key=lambda pair: (protocol.seeds.index(pair[0].seed), -run_cost(pair[1])))
+
+
+# Step cost relative to a supervised step of the same network (docs/benchmarks.md): a semprior step also
+# runs the SCAM teacher and, every meta_every steps, a look-ahead.
+SEMPRIOR_STEP_COST = 3.0
+
+
+def run_cost(cfg) -> float:
+    """Rough relative training cost of a run, for ordering only."""
+    steps = cfg.train.steps or cfg.train.epochs
+    return steps * (SEMPRIOR_STEP_COST if cfg.method.name == "semprior" else 1.0)
 
 
 def run_classical_baselines(protocol: Protocol, out: Path, root_dir: Path, console=None) -> list[Path]:
@@ -135,7 +210,7 @@ def _pin_gpu(queue) -> None:
 
 def _run_one(base, job: sweep.Job, threads: int) -> str:
     """One protocol run in a worker process, with its share of the CPU threads."""
-    job = sweep.Job(job.variant, job.seed, (*job.overrides, f"train.threads={threads}"), job.run_dir)
+    job = dataclasses.replace(job, overrides=(*job.overrides, f"train.threads={threads}"))
     sweep.run_job(base, job, progress=False)
     return str(job.run_dir)
 

@@ -62,10 +62,14 @@ class Job:
     seed: int
     overrides: tuple[str, ...]
     run_dir: Path
+    test: bool = True  # evaluate on the test split once trained (False for tuning runs: validation only)
 
 
-def plan(base: RunConfig, out: Path, seeds: list[int], ablations: list[str]) -> list[Job]:
-    variants = [("full", [])] + [(a.replace("=", "-"), ablation_overrides(a)) for a in ablations]
+def plan(base: RunConfig, out: Path, seeds: list[int], ablations: list[str], name: str = "full",
+         overrides: list[str] | tuple[str, ...] = ()) -> list[Job]:
+    """Jobs of variant ``name`` (``base`` plus ``overrides``) and of each ablation of it, per seed, in
+    ``out/<variant>/seed<k>``."""
+    variants = [(name, list(overrides))] + [(a.replace("=", "-"), [*overrides, *ablation_overrides(a)]) for a in ablations]
     jobs = []
     for name, ov in variants:
         apply_overrides(base, ov)  # validate before anything runs
@@ -75,7 +79,7 @@ def plan(base: RunConfig, out: Path, seeds: list[int], ablations: list[str]) -> 
 
 
 def run_job(base: RunConfig, job: Job, progress: bool = True) -> None:
-    """Train (or resume, or skip if finished) and evaluate every network on the test split."""
+    """Train (or resume, or skip if finished) and evaluate every network on the test split (if ``job.test``)."""
     from semprior_core.checkpoint import load_checkpoint
     from semprior_core.engine import train
     from semprior_core.evaluate import evaluate_run
@@ -87,6 +91,8 @@ def run_job(base: RunConfig, job: Job, progress: bool = True) -> None:
         train(cfg, job.run_dir, resume=last.exists(), progress=progress)
     import json
 
+    if not job.test:
+        return
     for which in json.loads((job.run_dir / "run.json").read_text())["eval_models"]:
         evaluate_run(job.run_dir, "test", which)
 

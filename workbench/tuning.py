@@ -1,0 +1,122 @@
+"""Equal tuning budgets, scored on validation only: the candidates of a tuning protocol, their scores, the winners.
+
+Each point-supervised method gets the same number of candidate configurations (a protocol's
+``candidates``), trained on one dataset and seed. A candidate's score is the validation score that
+selected its checkpoint (``select_score`` of :func:`semprior_core.runs.best_record`: point-F1 on the
+validation split carved from training data). Test metrics are never read here, so the winners cannot
+have been chosen on the test split. Ties go to the candidate listed first (the method's default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from semprior_core.io import DataError, atomic_write_text
+from semprior_core.runs import Run, best_record
+
+from .reproduce import Protocol
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One tuning run and where it stands."""
+
+    method: str
+    name: str
+    overrides: tuple[str, ...]
+    run_dir: Path
+    status: str  # finished | partial | missing | damaged
+    metric: str = ""  # what selected the checkpoint, e.g. point_f1
+    score: float | None = None  # its best validation value
+    epoch: int | None = None  # the epoch it was reached at
+    epochs: int = 0  # the epochs trained so far
+
+
+def _candidate(method: str, name: str, overrides: list[str], run_dir: Path, planned_epochs: int) -> Candidate:
+    base = Candidate(method, name, tuple(overrides), run_dir, "missing")
+    if not (run_dir / "config.yaml").is_file():
+        return base
+    try:
+        run = Run.open(run_dir)
+        history, info = run.history(), run.info()
+    except (DataError, ValueError):
+        return Candidate(method, name, tuple(overrides), run_dir, "damaged")
+    best = best_record(history)
+    epochs = int(history[-1]["epoch"]) if history else 0
+    return Candidate(
+        method, name, tuple(overrides), run_dir,
+        "finished" if epochs >= planned_epochs else "partial",
+        info.get("selection", {}).get("metric", ""),
+        None if best is None else float(best["select_score"]),
+        None if best is None else int(best["epoch"]),
+        epochs,
+    )  # fmt: skip
+
+
+def candidates(protocol: Protocol, out: Path, root_dir: Path) -> list[Candidate]:
+    """Every candidate of ``protocol`` (first dataset, first seed), in the protocol's order."""
+    from .reproduce import plan
+
+    seed = protocol.seeds[0]
+    rows = []
+    for job, base in plan(protocol, out, root_dir):
+        method = job.run_dir.parts[-3]
+        if job.seed != seed or method not in protocol.candidates:
+            continue
+        extra = protocol.candidates[method][job.variant]
+        rows.append(_candidate(method, job.variant, extra, job.run_dir, base.train.epochs))
+    order = {(m, c): (i, j) for i, (m, cands) in enumerate(protocol.candidates.items()) for j, c in enumerate(cands)}
+    return sorted(rows, key=lambda r: order[(r.method, r.name)])
+
+
+def winners(rows: list[Candidate]) -> dict[str, Candidate]:
+    """Per method, the finished candidate with the highest validation score (ties: the first listed)."""
+    best: dict[str, Candidate] = {}
+    for row in rows:
+        if row.status != "finished" or row.score is None:
+            continue
+        if row.method not in best or row.score > best[row.method].score:
+            best[row.method] = row
+    return best
+
+
+def tuning_markdown(protocol: Protocol, rows: list[Candidate], chosen: dict[str, Candidate], command: str) -> str:
+    """``docs/tuning.md``: every configuration tried per method with its validation score."""
+    lines = [
+        f"# Tuning (protocol `{protocol.name}`)", "",
+        f"Written by `{command}`. Each method had the same budget of {max(len(c) for c in protocol.candidates.values())} "
+        f"configurations at most, trained on `{next(iter(protocol.datasets))}` with seed {protocol.seeds[0]} and the "
+        "main protocol's step budget. Scores are the validation split's (carved from the training data) value of "
+        "the metric that selects checkpoints; the test split was not read. **Bold**: the winner, which the main "
+        "protocol uses.", "",
+    ]  # fmt: skip
+    for method in protocol.candidates:
+        lines += [f"## {method}", "", "| candidate | overrides | status | validation score | at epoch |", "|---|---|---|---|---|"]
+        for r in (r for r in rows if r.method == method):
+            win = chosen.get(method) is r
+            score = "–" if r.score is None else f"{r.metric} {r.score:.3f}"
+            name = f"**{r.name}**" if win else r.name
+            over = ", ".join(f"`{o}`" for o in r.overrides) or "(method default)"
+            status = r.status if r.status != "partial" else f"partial ({r.epochs} epochs)"
+            lines.append(f"| {name} | {over} | {status} | {score} | {'–' if r.epoch is None else r.epoch} |")
+        if method not in chosen:
+            lines += ["", "No candidate has finished yet: the main protocol cannot use a winner for this method."]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_tuning(protocol: Protocol, rows: list[Candidate], root_dir: Path, markdown_path: Path, command: str) -> dict:
+    """Write the winners file the main protocol reads (``protocol.tuned``) and the markdown table."""
+    chosen = winners(rows)
+    # a method without a finished candidate is written as null, so the main protocol refuses to run it untuned
+    tuned = {m: None if (r := chosen.get(m)) is None else {
+        "candidate": r.name, "overrides": list(r.overrides), "metric": r.metric, "validation_score": r.score,
+        "run": str(r.run_dir)} for m in protocol.candidates}  # fmt: skip
+    header = f"# Written by `{command}` (workbench/tuning.py): each method's validation-selected candidate.\n"
+    if protocol.tuned:
+        atomic_write_text(root_dir / protocol.tuned, header + yaml.safe_dump(tuned, sort_keys=False))
+    atomic_write_text(markdown_path, tuning_markdown(protocol, rows, chosen, command) + "\n")
+    return tuned
