@@ -79,6 +79,36 @@ def label_growth_sentence(table: list[dict]) -> str:
     )
 
 
+def detection_lines(run_dir: Path, result: EvalResult, fig_dir: Path) -> list[str]:
+    """False alarms and the Pd–Fa curve of ``result``'s network on the run's own test split, in words and a figure
+    (needs the test split of a single-dataset run; other runs get no such section)."""
+    from semprior_core.cross_eval import evaluate_on, trained_on_datasets
+    from semprior_core.runs import Run
+    from workbench.generalisation import pd_fa_figure
+
+    cfg = Run.open(run_dir).config()
+    if result.split != "test" or len(cfg.data.datasets) != 1:
+        return []
+    (data,) = trained_on_datasets(cfg.data.datasets, cfg.data)
+    res = evaluate_on(run_dir, data["root"], "test", result.model, result.checkpoint, device="cpu")
+    d = res.to_dict()
+    fa, auc = d["false_alarms"], d["auc"]["value"]
+    free = (f"{fa['target_free']['per_frame']:.2f} on its {fa['target_free']['n_frames']} target-free frames"
+            if fa["target_free"]["n_frames"] else "no target-free frame in it")
+    sizes = ", ".join(f"{b['label']} {b['n_detected']}/{b['n_targets']}" for b in d["bins"]["size"])
+    contrast = ", ".join(f"{b['label']} {b['n_detected']}/{b['n_targets']}" for b in d["bins"]["contrast"])
+    fig = pd_fa_figure({result.model: res.curve()}, f"{run_dir.name}: {result.model}, test split",
+                       fig_dir / f"pd_fa_{result.model}.png")
+    return [
+        f"## False alarms and Pd–Fa curve (test split, {result.model})", "",
+        f"False-alarm objects per frame at threshold {res.threshold or 'of the tuned setting'}: "
+        f"{fa['all']['per_frame']:.2f} over {fa['all']['n_frames']} frames, {free}. Area under the Pd–Fa curve up "
+        f"to Fa {d['auc']['max_fa'] * 1e6:g}×10⁻⁶: {'–' if auc is None else f'{auc:.3f}'}. Detected/targets per "
+        f"size: {sizes}; per local contrast: {contrast}.", "",
+        f"![Pd–Fa]({fig.relative_to(run_dir)})",
+    ]
+
+
 def write_run_report(run_dir: str | Path, results: list[EvalResult], elapsed_s: float | None = None) -> Path:
     run_dir = Path(run_dir)
     fig_dir = run_dir / "report"
@@ -106,4 +136,6 @@ def write_run_report(run_dir: str | Path, results: list[EvalResult], elapsed_s: 
     for r in results:
         ex = examples_figure(run_dir, r, fig_dir / f"examples_{r.split}_{r.model}.png")
         lines += ["", f"## Examples ({r.split} split, {r.model})", "", f"![examples]({ex.relative_to(run_dir)})"]
+    if results:  # the selection network only: the teacher would need VFM features of every test image
+        lines += ["", *detection_lines(run_dir, results[0], fig_dir)]
     return atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")

@@ -11,6 +11,8 @@ from run directories only (never a number the runs did not produce).
 - The project's targets (semprior vs LESPS, PAL, full supervision, and each ablation), met or not.
 - Figures referenced from the markdown: validation curves, pseudo-mask quality over label updates,
   cluster-weight trajectories, example predictions on test images drawn by a seeded permutation.
+- Generalisation (:mod:`workbench.generalisation`): every method trained on one dataset and scored on
+  another (``semprior eval --run R --data OTHER``), false alarms per frame, Pd–Fa curves; what is missing.
 """
 
 from __future__ import annotations
@@ -304,6 +306,9 @@ def build_report(paths: list[str | Path], out: Path, command: str, with_figures:
             fig_dir = out.parent / "figures" / dataset
             lines += ["### Example predictions", "", *examples(entries, fig_dir, out.parent), ""]
             lines += ["### Figures", "", *figures(entries, fig_dir, out.parent), ""]
+    from workbench.generalisation import section  # imports this module: late, to avoid a cycle
+
+    lines += section(paths, out.parent / "figures" / "generalisation", out.parent, with_figures)
     return atomic_write_text(out, "\n".join(lines) + "\n")
 
 
