@@ -2,14 +2,14 @@
 or pseudo-masks grown by LESPS or PAL from a network's predictions.
 
 The engine asks for ``target(i)`` when it builds a crop and calls ``after_epoch`` with
-a prediction function; the rules themselves are the pure functions of
-:mod:`semprior_core.labels`. Dense masks of training images are read here only when
-supervision is ``full``, or as logged diagnostics (IoU of pseudo-masks vs GT).
+a prediction function; what each rule does is its entry in :data:`.label_rules.LABEL_RULES`,
+built from the pure functions of :mod:`semprior_core.labels`. Dense masks of training
+images are read here only when supervision is ``full``, or as logged diagnostics (IoU of
+pseudo-masks vs GT).
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -23,29 +23,21 @@ from ..config import RunConfig
 from ..data.dataset import ImageBank
 from ..data.points import PointSet
 from ..label_history import truncate_after, write_update
-from ..labels import (
-    check_update,
-    lesps_started,
-    lesps_update,
-    mask_stats,
-    pal_easy_init,
-    pal_lose_ratio,
-    pal_phase,
-    pal_promote,
-    pal_update,
-    point_mask,
-    should_update,
-)
+from ..labels import check_update, mask_stats
 from ..metrics import components
+from .label_rules import LABEL_RULES
 
 Predict = Callable[[list[int]], list[np.ndarray]]  # indices -> whole-image probabilities
 
 
 class Supervision:
+    """The targets of one bank's images under a run's supervision, and their evolution by its label rule."""
+
     def __init__(self, cfg: RunConfig, bank: ImageBank, points: dict[str, PointSet] | None, history_dir: Path | None):
         self.cfg, self.bank, self.history_dir = cfg.labels, bank, history_dir
         self.full = cfg.method.supervision == "full"
         self.rule = "full" if self.full else cfg.labels.rule
+        self._label_rule = None if self.full else LABEL_RULES[self.rule]
         self.points: list[np.ndarray] = []
         if points is not None:
             self.points = [
@@ -65,16 +57,9 @@ class Supervision:
 
     # -- state ---------------------------------------------------------------------------
     def _init_labels(self) -> None:
-        if self.cfg.init == "pal_easy" or self.rule == "pal":
-            for i in range(len(self.bank)):
-                mask, easy, _ = pal_easy_init(self.bank.image(i), self.points[i], self.cfg.pal)
-                self.labels.append(mask.astype(np.float32))
-                # Outside PAL's schedule every image trains from the start.
-                self.pool[i] = easy or self.rule != "pal"
-        else:
-            self.labels = [
-                point_mask(self.bank.shape(i), self.points[i], self.cfg.point_radius) for i in range(len(self.bank))
-            ]
+        for i in range(len(self.bank)):
+            label, self.pool[i] = self._label_rule.init(self.bank, i, self.points[i], self.cfg)
+            self.labels.append(label)
 
     def state_dict(self) -> dict[str, Any]:
         if self.full:
@@ -100,10 +85,7 @@ class Supervision:
     def target(self, i: int) -> np.ndarray:
         if self.full:
             return self.bank.mask(i).astype(np.float32)
-        lab = self.labels[i]
-        if self.rule == "pal" and self.cfg.pal.binarize_labels:
-            return (lab > 0.5).astype(np.float32)
-        return lab
+        return self._label_rule.target(self.labels[i], self.cfg)
 
     def points_of(self, i: int) -> np.ndarray:
         return self.points[i]
@@ -124,15 +106,9 @@ class Supervision:
     def after_epoch(self, epoch: int, epochs: int, mean_loss: float, predict: Predict) -> dict[str, Any]:
         """Evolve labels after training epoch ``epoch`` (0-based), i.e. before epoch ``epoch + 1``."""
         nxt = epoch + 1
-        if self.full or self.rule == "fixed" or nxt >= epochs:
+        if self.full or nxt >= epochs:
             return {}
-        update = False
-        if self.rule == "lesps":
-            if not self.started and lesps_started(nxt, mean_loss if math.isfinite(mean_loss) else math.inf, self.cfg, epochs=epochs):
-                self.started, update = True, True  # LESPS also updates the moment it starts
-            update = update or should_update(nxt, epochs, self.cfg, self.started)
-        else:
-            update = should_update(nxt, epochs, self.cfg, self.started)
+        update, self.started = self._label_rule.schedule(nxt, epochs, mean_loss, self.started, self.cfg)
         if not update:
             return {}
         events: Counter = Counter()
@@ -147,19 +123,17 @@ class Supervision:
         pool = self.active()
         probs = dict(zip(pool, predict(pool)))
         for i, prob in probs.items():
-            rule = lesps_update if self.rule == "lesps" else pal_update
-            sub = self.cfg.lesps if self.rule == "lesps" else self.cfg.pal
-            new = rule(self.labels[i], prob, self.points[i], sub)
+            new = self._label_rule.evolve(self.labels[i], prob, self.points[i], self.cfg)
             res = check_update(self.labels[i], new, self.points[i], self.cfg.guard)
             events.update(res.events)
             self.labels[i] = res.label.astype(np.float32)
-        if self.rule == "pal" and pal_phase(nxt, epochs, self.cfg.pal) == "enhance":
+        promote = self._label_rule.promotion(nxt, epochs, self.cfg)
+        if promote is not None:
             hard = np.flatnonzero(~self.pool).tolist()
-            lose = pal_lose_ratio(nxt, epochs, self.cfg.pal)
             for i, prob in zip(hard, predict(hard) if hard else []):
-                accept, mask = pal_promote(prob, self.points[i], lose, self.cfg.pal.alarm_ratio)
-                if accept:
-                    self.labels[i], self.pool[i] = mask.astype(np.float32), True
+                label = promote(prob, self.points[i])
+                if label is not None:
+                    self.labels[i], self.pool[i] = label, True
                     events["promoted"] += 1
         return events
 
