@@ -155,7 +155,10 @@ def frame_curve(
         check_params(t, pd_distance)
     pred, gt_mask = _check_pair(pred, gt)
     gt_parts = _gt_components(gt_mask)
-    found = [_match_at(pred, gt_parts, t, pd_distance) for t in thresholds]
+    if pred.dtype == bool:  # a mask ignores the threshold: match it once, the same point at every threshold
+        found = [_match_at(pred, gt_parts, 0.5, pd_distance)] * len(thresholds)
+    else:
+        found = [_match_at(pred, gt_parts, t, pd_distance) for t in thresholds]
     return CurveCounts(
         tuple(float(t) for t in thresholds), 1, len(gt_parts[2]), int(gt_mask.size),
         tuple(int(m.detected.sum()) for m in found), tuple(int(m.false_alarm_areas.sum()) for m in found),

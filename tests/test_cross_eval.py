@@ -189,3 +189,19 @@ def test_false_alarms_on_frames_without_masks(runs, other, tmp_path):
     ids = sorted(p.stem for p in (data / "images").iterdir())
     probs = predict_bank(run, "student", ImageBank([SampleRef(folder, s) for s in ids]), torch.device("cpu"))
     assert sum(r["area"] for r in rows) == int(sum(np.count_nonzero(p > 0.5) for p in probs))
+
+
+@pytest.mark.slow  # ~25 s of CPU: 66 real images tuned, 214 scored
+def test_real_data_top_hat_tuned_on_nudt_scored_on_nuaa(nuaa_root, tmp_path):
+    nudt = nuaa_root.parent / "NUDT-SIRST"
+    if not nudt.is_dir():
+        pytest.skip("shared NUDT-SIRST data not present")
+    run_dir = tmp_path / "tophat"
+    run_classical(load_classical_config(None, ["classical.method=tophat", "classical.grid={radius: [4]}",
+                                               f"data.datasets=[{{root: {json.dumps(str(nudt))}}}]"]), run_dir)
+    d = evaluate_on(run_dir, nuaa_root).to_dict()
+    assert [t["name"] for t in d["trained_on"]] == ["NUDT-SIRST"] and d["evaluated_on"]["name"] == "NUAA-SIRST"
+    assert d["evaluated_on"]["n_images"] == 214  # NUAA-SIRST's 50/50 test split (CRLF lines)
+    n_targets = sum(p["n_targets"] for p in d["per_image"])
+    assert sum(b["n_targets"] for b in d["bins"]["size"]) == n_targets > 200
+    assert d["curves"]["all"]["n_detected"][0] == round(d["metrics"]["pd"] * n_targets)
