@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from semprior_core.checkpoint import load_checkpoint
 from semprior_core.classical.run import load_classical_config, run_classical
@@ -24,7 +25,7 @@ from semprior_core.io import DataError
 from semprior_core.metrics import evaluate
 from semprior_core.runs import Run
 from workbench.cli import main
-from workbench.inspect.false_alarms import false_alarms
+from workbench.inspect.false_alarms import false_alarm_patch, false_alarms
 
 # Trained just enough (as conftest's tiny_full_run) to predict components, so false alarms exist to count.
 TINY = ["data.crop=32", "data.batch_size=4", "data.val_fraction=0.25", "model.options={widths: [4, 8, 16]}",
@@ -205,3 +206,18 @@ def test_real_data_top_hat_tuned_on_nudt_scored_on_nuaa(nuaa_root, tmp_path):
     n_targets = sum(p["n_targets"] for p in d["per_image"])
     assert sum(b["n_targets"] for b in d["bins"]["size"]) == n_targets > 200
     assert d["curves"]["all"]["n_detected"][0] == round(d["metrics"]["pd"] * n_targets)
+
+
+def test_false_alarm_patch_is_centred_and_cut_at_the_border(tmp_path):
+    image = np.arange(20 * 30, dtype=np.uint8).reshape(20, 30)
+    (tmp_path / "images").mkdir()
+    Image.fromarray(image).save(tmp_path / "images" / "f.png")
+    row = {"frame": "d/f", "area": 4, "y": 10.5, "x": 15.5, "top": 10, "left": 15, "bottom": 12, "right": 17}
+    patch, box = false_alarm_patch(tmp_path, row, size=8)
+    # centre (10, 16) rounded: window rows 6..13, columns 12..19
+    np.testing.assert_allclose(patch, image[6:14, 12:20] / 255.0, atol=1e-6)
+    assert box == (4, 3, 6, 5)
+    corner = {**row, "y": 1.0, "x": 28.0, "top": 1, "left": 28, "bottom": 2, "right": 29}
+    patch, box = false_alarm_patch(tmp_path, corner, size=8)
+    assert patch.shape == (8, 8) and box == (1, 6, 2, 7)  # window held inside: rows 0..7, columns 22..29
+    assert false_alarm_patch(tmp_path, row, size=64)[0].shape == (20, 30)

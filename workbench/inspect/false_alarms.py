@@ -47,3 +47,17 @@ def false_alarms(
                 rows.append({"frame": bank.keys()[j], **asdict(fa)})
     rows.sort(key=lambda r: -r["area"])  # stable: equal areas stay in frame order, then raster order
     return rows if limit is None else rows[:limit]
+
+
+def false_alarm_patch(folder: str | Path, row: dict, size: int = 48) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The image around one row of :func:`false_alarms`: a ``size``² window centred on the object's centroid
+    (cut at the image border, so it may be smaller) and the object's box ``(top, left, bottom, right)`` in the
+    window's coordinates, for a gallery of false alarms."""
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    image = DatasetFolder.open(folder).load_image(row["frame"].split("/", 1)[1])
+    h, w = image.shape
+    top = min(max(int(round(row["y"])) - size // 2, 0), max(h - size, 0))
+    left = min(max(int(round(row["x"])) - size // 2, 0), max(w - size, 0))
+    patch = image[top:top + size, left:left + size]
+    return patch, (row["top"] - top, row["left"] - left, row["bottom"] - top, row["right"] - left)
