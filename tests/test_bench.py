@@ -26,3 +26,40 @@ def test_bench_metrics_scores_the_whole_test_split():
     assert row["images"] == cfg.data.synthetic_test
     assert row["pixels_M"] > 0 and row["seconds"] > 0
     assert row["ms_per_image"] == pytest.approx(row["seconds"] / row["images"] * 1e3)
+
+
+def test_tables_format_numbers_per_column_and_render_as_markdown():
+    import torch
+
+    from workbench.bench import Table, markdown
+
+    table = Table("t", [{"name": "a", "x": 1.23456, "n": 3, "fa": 2.0}], formats={"fa": ".1f"})
+    assert table.cells() == [["a", "1.235", "3", "2.0"]]
+    lines = markdown([table], torch.device("cpu")).splitlines()
+    assert lines[0].startswith("Measured by `semprior bench` on cpu (")
+    assert lines[2:] == ["### t", "", "| name | x | n | fa |", "|---|---|---|---|", "| a | 1.235 | 3 | 2.0 |", ""]
+
+
+def test_latency_table_has_one_row_per_runtime_and_one_column_per_frame_size():
+    pytest.importorskip("onnxruntime")
+    from workbench.deploy_bench import latency_table
+
+    rows = [{"runtime": r, "precision": "fp32", "device": "cpu", "size": s, "ms": ms}
+            for r in ("torch", "onnxruntime") for s, ms in (("256x256", 1.0), ("640x512", 2.54))]
+    table = latency_table("unet", rows, 3)
+    assert table.columns() == ["runtime", "precision", "device", "256x256", "640x512"]
+    assert table.cells() == [["torch", "fp32", "cpu", "1.0", "2.5"], ["onnxruntime", "fp32", "cpu", "1.0", "2.5"]]
+
+
+def test_quantization_table_rounds_as_papers_report():
+    pytest.importorskip("onnxruntime")
+    from workbench.deploy_bench import quantization_table
+
+    row = {"IoU": 32.084, "nIoU": 37.8, "Pd": 77.571, "Fa": 124.64}
+    effect = {"split": "test", "n_images": 4, "threshold": 0.3, "threshold_metric": "point_f1",
+              "fp32": row, "int8": row, "delta": {k: 0.0 for k in row}}
+    table = quantization_table("runs/r", effect)
+    assert table.title == "runs/r: int8 vs fp32 on the test split (4 images, threshold 0.30 chosen on validation by point_f1)"
+    assert table.columns() == ["model", "IoU", "nIoU", "Pd", "Fa (×1e-6)"]
+    assert table.cells()[0] == ["fp32", "32.08", "37.80", "77.57", "124.6"]
+    assert table.cells()[2] == ["delta", "0.00", "0.00", "0.00", "0.0"]

@@ -1,18 +1,23 @@
 """``semprior bench``: parameters, MACs, training and inference speed, peak memory per backbone.
 
 Speed goals are measured here, never asserted in timed tests. MACs come from torch's own
-FLOP counter (``torch.utils.flop_counter``; MACs = FLOPs / 2).
+FLOP counter (``torch.utils.flop_counter``; MACs = FLOPs / 2). The measuring functions return
+rows; :func:`bench_tables` yields them as :class:`Table` s, which :func:`print_table` and
+:func:`markdown` show.
 """
 
 from __future__ import annotations
 
 import resource
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from rich.table import Table
+from rich.table import Table as RichTable
 from torch.utils.flop_counter import FlopCounterMode
 
 from semprior_core.models import create_backbone, list_backbones
@@ -63,51 +68,88 @@ def bench_backbone(name: str, size: int, batch: int, steps: int, device: torch.d
     }
 
 
-def _table(console, title: str, rows: list[dict], md: list[str]) -> None:
-    cols = list(rows[0])
-    table = Table(title=title)
-    for c in cols:
-        table.add_column(c, justify="right")
-    fmt = [[f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in cols] for r in rows]
-    for cells in fmt:
-        table.add_row(*cells)
-    console.print(table)
-    md += [f"### {title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    md += ["| " + " | ".join(cells) + " |" for cells in fmt] + [""]
+@dataclass(frozen=True)
+class Table:
+    """One result table of ``semprior bench``: a title and its rows (column -> value, every row with the same
+    columns in the same order). Numbers show with ``formats[column]`` where given, floats otherwise with
+    ``float_format``."""
+
+    title: str
+    rows: list[dict[str, Any]]
+    float_format: str = ".3f"
+    formats: dict[str, str] = field(default_factory=dict)
+
+    def columns(self) -> list[str]:
+        return list(self.rows[0])
+
+    def cells(self) -> list[list[str]]:
+        """The rows as text, as the printed and the markdown tables show them."""
+
+        def cell(column: str, value: Any) -> str:
+            if column in self.formats:
+                return format(value, self.formats[column])
+            return format(value, self.float_format) if isinstance(value, float) else str(value)
+
+        return [[cell(c, r[c]) for c in self.columns()] for r in self.rows]
 
 
-def run_bench(args, console) -> list[dict]:
-    from semprior_core.device import resolve_device
+def bench_tables(
+    device: torch.device, *, backbones: list[str] | None = None, size: int = 256, batch: int = 8, steps: int = 5,
+    teacher: str | None = None, methods: str | None = None, method_backbones: list[str] | None = None,
+    metrics_data: str | None = None, deploy: bool = False, checkpoint: str | None = None, run: str | None = None,
+) -> Iterator[Table]:
+    """The tables ``semprior bench`` measures, each yielded as soon as it is measured.
 
-    device = resolve_device("auto")
+    Always the backbones (default: all registered) at ``size``², batch ``batch``, ``steps`` timed steps on
+    ``device``; with ``teacher`` (a VFM) the SCAM teacher with cached vs live features; with ``methods`` (a VFM)
+    whole methods per backbone (``method_backbones``, default the backbones); with ``metrics_data`` the metrics
+    on that dataset's test split; with ``deploy`` the deployed student's latency (``checkpoint``'s, default an
+    untrained first backbone) and, with ``run``, the int8 metric change on that run's test split.
+    """
     torch.manual_seed(0)
-    md: list[str] = [f"Measured by `semprior bench` on {device} ({torch.get_num_threads()} threads).", ""]
-    rows = [bench_backbone(n, args.size, args.batch, args.steps, device) for n in (args.backbones or list_backbones())]
-    _table(console, f"backbones at {args.size}², batch {args.batch}"
-           + ("" if device.type == "cuda" else " (peak_MiB on CPU: the process's resident-set peak so far, "
-              "an upper bound for every row after the first)"), rows, md)
-    if args.teacher:
-        t = bench_teacher_features(args.teacher, args.size, args.batch, args.steps)
-        _table(console, f"SCAM teacher (unet): cached VFM features vs VFM every step ({args.teacher})", [t], md)
-    if args.methods:
+    names = backbones or list_backbones()
+    yield Table(f"backbones at {size}², batch {batch}"
+                + ("" if device.type == "cuda" else " (peak_MiB on CPU: the process's resident-set peak so far, "
+                   "an upper bound for every row after the first)"),
+                [bench_backbone(n, size, batch, steps, device) for n in names])
+    if teacher:
+        yield Table(f"SCAM teacher (unet): cached VFM features vs VFM every step ({teacher})",
+                    [bench_teacher_features(teacher, size, batch, steps)])
+    if methods:
         import tempfile
 
         rows = []
-        for name in args.method_backbones or args.backbones or list_backbones():
-            rows += bench_methods(method_configs(name, args.methods), Path(tempfile.mkdtemp(prefix="semprior-bench-")))
-        _table(console, "training images/s per method and backbone (one process, embedded synthetic data, "
-               "128² crops, batch 8, label updates and meta-steps included)", rows, md)
-    if args.metrics_data:
-        _table(console, f"metric evaluation (IoU, nIoU, Pd, Fa) on the test split of {args.metrics_data}",
-               [bench_metrics(args.metrics_data)], md)
-    if args.deploy:
-        from workbench.deploy_bench import run_deploy_bench
+        for name in method_backbones or names:
+            rows += bench_methods(method_configs(name, methods), Path(tempfile.mkdtemp(prefix="semprior-bench-")))
+        yield Table("training images/s per method and backbone (one process, embedded synthetic data, "
+                    "128² crops, batch 8, label updates and meta-steps included)", rows)
+    if metrics_data:
+        yield Table(f"metric evaluation (IoU, nIoU, Pd, Fa) on the test split of {metrics_data}",
+                    [bench_metrics(metrics_data)])
+    if deploy:
+        from workbench.deploy_bench import deploy_tables
 
-        run_deploy_bench(args, console, md)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text("\n".join(md) + "\n")
-    return rows
+        yield from deploy_tables(checkpoint=checkpoint, backbone=(backbones or ["unet"])[0], repeats=steps, run=run)
+
+
+def print_table(console, table: Table) -> None:
+    """``table`` as a rich table on ``console``."""
+    out = RichTable(title=table.title)
+    for c in table.columns():
+        out.add_column(c, justify="right")
+    for cells in table.cells():
+        out.add_row(*cells)
+    console.print(out)
+
+
+def markdown(tables: list[Table], device: torch.device) -> str:
+    """The tables as the markdown of ``semprior bench --out``, headed by what measured them."""
+    md = [f"Measured by `semprior bench` on {device} ({torch.get_num_threads()} threads).", ""]
+    for t in tables:
+        cols = t.columns()
+        md += [f"### {t.title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        md += ["| " + " | ".join(cells) + " |" for cells in t.cells()] + [""]
+    return "\n".join(md) + "\n"
 
 
 def method_configs(backbone: str, vfm: str) -> dict[str, list[str]]:

@@ -445,9 +445,21 @@ def cmd_dashboard(args, extra) -> int:
 
 
 def cmd_bench(args, extra) -> int:
-    from workbench.bench import run_bench
+    from semprior_core.device import resolve_device
+    from workbench.bench import bench_tables, markdown, print_table
 
-    run_bench(args, console)
+    device = resolve_device("auto")
+    tables = []
+    for table in bench_tables(
+        device, backbones=args.backbones, size=args.size, batch=args.batch, steps=args.steps, teacher=args.teacher,
+        methods=args.methods, method_backbones=args.method_backbones, metrics_data=args.metrics_data,
+        deploy=args.deploy, checkpoint=args.checkpoint, run=args.run,
+    ):
+        print_table(console, table)  # as each is measured: a full bench takes minutes
+        tables.append(table)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(markdown(tables, device))
     return 0
 
 

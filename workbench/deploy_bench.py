@@ -11,7 +11,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from semprior_core.export import (
     read_torchscript,
     validation_threshold,
 )
+from workbench.bench import Table
 from workbench.infer import OnnxPredictor, TorchPredictor, predict_frame
 
 SIZES: tuple[tuple[int, int], ...] = ((256, 256), (512, 640), (1080, 1920))
@@ -162,43 +163,36 @@ def quantization_effect(run_dir: str | Path, split: str = "test", checkpoint: st
     }
 
 
-def _markdown(table, md: list[str] | None) -> None:
-    """Append a rich table as a markdown table (for ``semprior bench --out``)."""
-    if md is None:
-        return
-    cols = [c.header for c in table.columns]
-    cells = [list(c.cells) for c in table.columns]
-    md += [f"### {table.title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    md += ["| " + " | ".join(str(col[i]) for col in cells) + " |" for i in range(len(cells[0]))] + [""]
-
-
-def run_deploy_bench(args, console, md: list[str] | None = None) -> list[dict[str, Any]]:
-    """The latency table (``args.checkpoint`` or an untrained ``args.backbones[0]``) and, with ``args.run``,
-    the int8 metric change on that run's test split; both also appended to ``md`` as markdown."""
-    from rich.table import Table
-
-    src = load_network(args.checkpoint) if args.checkpoint else untrained_source((args.backbones or ["unet"])[0])
+def deploy_tables(*, checkpoint: str | Path | None = None, backbone: str = "unet", repeats: int = 3,
+                  run: str | Path | None = None) -> Iterator[Table]:
+    """The latency table of ``checkpoint``'s student (default: an untrained ``backbone``) with ``repeats`` timed
+    calls per frame and, with ``run``, the int8 metric change on that run's test split."""
+    src = load_network(checkpoint) if checkpoint else untrained_source(backbone)
     devices = ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
-    rows = latency_rows(src, LatencyConfig(repeats=args.steps, devices=devices, threads=torch.get_num_threads()))
+    rows = latency_rows(src, LatencyConfig(repeats=repeats, devices=devices, threads=torch.get_num_threads()))
+    yield latency_table(src.cfg.model.backbone, rows, repeats)
+    if run:
+        yield quantization_table(run, quantization_effect(run))
+
+
+def latency_table(backbone: str, rows: list[dict[str, Any]], repeats: int) -> Table:
+    """:func:`latency_rows` as one row per runtime, precision and device, one column per frame size."""
     sizes = list(dict.fromkeys(r["size"] for r in rows))
-    table = Table(title=f"deployed {src.cfg.model.backbone} student: ms per frame (median of {args.steps}, "
-                        f"{torch.get_num_threads()} threads)")
-    for c in ("runtime", "precision", "device", *sizes):
-        table.add_column(c, justify="right")
-    keyed = {(r["runtime"], r["precision"], r["device"], r["size"]): r["ms"] for r in rows}
-    for key in dict.fromkeys((r["runtime"], r["precision"], r["device"]) for r in rows):
-        table.add_row(*key, *[f"{keyed[(*key, s)]:.1f}" for s in sizes])
-    console.print(table)
-    _markdown(table, md)
-    if args.run:
-        eff = quantization_effect(args.run)
-        t = Table(title=f"{args.run}: int8 vs fp32 on the {eff['split']} split ({eff['n_images']} images, threshold "
-                        f"{eff['threshold']:.2f} chosen on validation by {eff['threshold_metric']})")
-        for c in ("model", "IoU", "nIoU", "Pd", "Fa (×1e-6)"):
-            t.add_column(c, justify="right")
-        for name in ("fp32", "int8", "delta"):
-            r = eff[name]
-            t.add_row(name, f"{r['IoU']:.2f}", f"{r['nIoU']:.2f}", f"{r['Pd']:.2f}", f"{r['Fa']:.1f}")
-        console.print(t)
-        _markdown(t, md)
-    return rows
+    ms = {(r["runtime"], r["precision"], r["device"], r["size"]): r["ms"] for r in rows}
+    keys = dict.fromkeys((r["runtime"], r["precision"], r["device"]) for r in rows)
+    return Table(
+        f"deployed {backbone} student: ms per frame (median of {repeats}, {torch.get_num_threads()} threads)",
+        [dict(zip(("runtime", "precision", "device"), key)) | {s: ms[(*key, s)] for s in sizes} for key in keys],
+        float_format=".1f",
+    )
+
+
+def quantization_table(run: str | Path, effect: dict[str, Any]) -> Table:
+    """:func:`quantization_effect` of ``run``: IoU, nIoU, Pd and Fa of fp32, int8 and their difference."""
+    rows = [{"model": name, "IoU": effect[name]["IoU"], "nIoU": effect[name]["nIoU"], "Pd": effect[name]["Pd"],
+             "Fa (×1e-6)": effect[name]["Fa"]} for name in ("fp32", "int8", "delta")]
+    return Table(
+        f"{run}: int8 vs fp32 on the {effect['split']} split ({effect['n_images']} images, threshold "
+        f"{effect['threshold']:.2f} chosen on validation by {effect['threshold_metric']})",
+        rows, formats={"IoU": ".2f", "nIoU": ".2f", "Pd": ".2f", "Fa (×1e-6)": ".1f"},
+    )
