@@ -110,14 +110,17 @@ def equal_pd_check(entries: list[Entry]) -> list[str]:
         return [f"Fewer false alarms than LESPS at equal Pd: not measurable here (no {missing} student evaluation)."]
     rows = []
     curves = {name: (pooled_curve(e), pooled_curve(e, "target_free")) for name, e in (("sp", sp), ("lesps", lesps))}
-    t = np.asarray(curves["sp"][0].thresholds)
-    at = int(np.argmin(np.abs(t - RUN_THRESHOLD)))
-    pd_star = min(float(curves[n][0].pd()[at]) for n in curves)
+
+    def at_run_threshold(c: CurveCounts) -> float:
+        return float(c.pd()[int(np.argmin(np.abs(np.asarray(c.thresholds) - RUN_THRESHOLD)))])
+
+    pd_star = min(at_run_threshold(all_c) for all_c, _ in curves.values())
     if not np.isfinite(pd_star) or pd_star <= 0:
         return ["Fewer false alarms than LESPS at equal Pd: not measurable (a student detects no target at "
                 f"threshold {RUN_THRESHOLD})."]
     read = {}
     for name, (all_c, free_c) in curves.items():
+        t = all_c.thresholds
         read[name] = (value_at_pd(t, all_c.pd(), all_c.fa_per_frame(), pd_star),
                       value_at_pd(t, all_c.pd(), free_c.fa_per_frame(), pd_star) if free_c.n_frames else float("nan"))
     for k, frames in enumerate(("all frames", "target-free frames")):
