@@ -383,3 +383,77 @@ def test_per_sample_loss_shape_is_checked():
 
     with pytest.raises(ValueError, match="per-sample"):
         meta_step(model, ClusterWeights(3).double(), column_losses, val_fn, inner_lr=0.1)
+
+
+# --- look-ahead with the real optimiser's step sizes -------------------------------------------------------
+
+
+def _two_by_two():
+    """f(x) = θ·x with θ = (1, 0); train samples x=(1,0), y=0 (cluster 0) and x=(0,1), y=1 (cluster 1);
+    validation x=(1,1), y=2. Squared losses, so every gradient below is countable by hand."""
+    model = nn.Linear(2, 1, bias=False).double()
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, 0.0]]))
+    x, y, ids = torch.eye(2, dtype=torch.float64), torch.tensor([0.0, 1.0], dtype=torch.float64), torch.tensor([0, 1])
+    xv, yv = torch.ones(1, 2, dtype=torch.float64), torch.tensor([2.0], dtype=torch.float64)
+
+    def train_fn(fwd):
+        return (fwd(x).squeeze(-1) - y) ** 2, ids
+
+    def val_fn(fwd):
+        return ((fwd(xv).squeeze(-1) - yv) ** 2).mean()
+
+    return model, train_fn, val_fn
+
+
+@pytest.mark.parametrize(("order", "expected"), [("second", [0.32, -0.32]), ("first", [0.4, -0.4])])
+def test_per_parameter_step_sizes_give_the_hand_computed_hypergradient(order, expected):
+    """P = (0.1, 0.3); g_0 = (1, 0), g_1 = (0, −1) (per-sample gradients / B). Second order: θ' = θ − P⊙(g_0+g_1)
+    = (0.9, 0.3), ∇L_val(θ') = 2(1.2 − 2)(1, 1) = (−1.6, −1.6), dL/dw = −⟨∇L_val, P⊙g_k⟩ = (0.16, −0.48). First
+    order: ∇L_val(θ) = (−2, −2), dL/dw = (0.2, −0.6). At α = 0 with two equal clusters dw/dα = I − ½, so
+    dL/dα = dL/dw − mean(dL/dw): (0.32, −0.32) and (0.4, −0.4)."""
+    model, train_fn, val_fn = _two_by_two()
+    cw = ClusterWeights(2, weight_min=0.0, weight_max=math.inf).double()
+    sizes = {"weight": torch.tensor([[0.1, 0.3]], dtype=torch.float64)}
+    meta_step(model, cw, train_fn, val_fn, inner_lr=sizes, order=order)
+    torch.testing.assert_close(cw.alpha.grad, torch.tensor(expected, dtype=torch.float64))
+    with pytest.raises(ValueError, match="no step size for parameter 'weight'"):
+        meta_step(model, cw, train_fn, val_fn, inner_lr={}, order=order)
+
+
+def test_optimizer_step_sizes_are_adams_next_step_per_element():
+    """After one Adam step on gradient g: v = (1−β₂)g², v̂ = g², so the next step size is lr/(|g| + ε)."""
+    from semprior_core.method.hypergrad import optimizer_step_sizes
+
+    model = nn.Linear(2, 1, bias=False)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1, eps=1e-8)
+    assert optimizer_step_sizes(model, opt, 1e-3) == {"weight": 0.1}  # no state yet: the learning rate
+    model.weight.grad = torch.tensor([[2.0, -0.5]])
+    opt.step()
+    sizes = optimizer_step_sizes(model, opt, 1e-3)["weight"]
+    torch.testing.assert_close(sizes, torch.tensor([[0.1 / 2.0, 0.1 / 0.5]]))
+    sgd = torch.optim.SGD(model.parameters(), lr=0.05)
+    assert optimizer_step_sizes(model, sgd, 1e-3) == {"weight": 0.05}
+    assert optimizer_step_sizes(model, None, 1e-3) == 1e-3
+
+
+def test_distillation_waits_for_the_teacher_to_lead_then_ramps():
+    from types import SimpleNamespace
+
+    from semprior_core.method.semprior import SempriorMethod
+
+    m = SimpleNamespace(sp=SempriorConfig(distill_start="teacher_ahead", distill_ramp=100), steps=0, distill_from=None,
+                        val_quality={"teacher": 1.0, "student": 1.0})
+    assert SempriorMethod.distill_scale(m) == 0.0
+    m.steps = 200
+    SempriorMethod.on_validation(m, {"val_teacher_point_f1": 0.4, "val_student_point_f1": 0.5})
+    assert m.distill_from is None and SempriorMethod.distill_scale(m) == 0.0  # the teacher is behind
+    SempriorMethod.on_validation(m, {"val_teacher_point_f1": 0.6, "val_student_point_f1": 0.5})
+    assert m.distill_from == 200
+    m.steps = 250
+    assert SempriorMethod.distill_scale(m) == pytest.approx(0.5)
+    SempriorMethod.on_validation(m, {"val_teacher_point_f1": 0.1, "val_student_point_f1": 0.5})
+    m.steps = 400
+    assert m.distill_from == 200 and SempriorMethod.distill_scale(m) == 1.0  # once started, it stays on
+    always = SimpleNamespace(sp=SempriorConfig(), steps=0, distill_from=0)
+    assert SempriorMethod.distill_scale(always) == 1.0

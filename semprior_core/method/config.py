@@ -37,7 +37,10 @@ class SempriorConfig:
     cluster_seed: int = 0
     meta_every: int = 5  # optimiser steps between meta steps
     meta_lr: float = 0.05  # Adam learning rate of the cluster logits
-    inner_lr: float = 1e-3  # η of the look-ahead step θ' = θ − η∇θ
+    inner_lr: float = 1e-3  # η of the look-ahead step θ' = θ − η∇θ (lookahead=sgd)
+    # sgd: that fixed η; optimizer: the real optimiser's per-element next step (Adam: lr/(√v̂+ε)), so the
+    # look-ahead asks what the teacher's actual step would do (hypergrad.optimizer_step_sizes)
+    lookahead: Literal["sgd", "optimizer"] = "sgd"
     meta_order: Literal["second", "first"] = "second"  # exact hypergradient or its first-order approximation
     weight_min: float = 0.2
     weight_max: float = 5.0
@@ -47,6 +50,11 @@ class SempriorConfig:
     distill_weight: float = 0.5
     temperature: float = 4.0
     distill_kind: Literal["mse", "bce"] = "mse"
+    # always: distil from the first step; teacher_ahead: only once a validation has scored the teacher above
+    # the student (point-F1), then ramped linearly to distill_weight over distill_ramp steps, so that an
+    # untrained teacher does not pull the student towards its own noise
+    distill_start: Literal["always", "teacher_ahead"] = "always"
+    distill_ramp: int = 0
     student_seg_weight: float = 1.0
     # networks
     share_backbone: bool = False  # the teacher is the student's own CNN plus SCAM (the seed code), not a second CNN
@@ -69,6 +77,7 @@ class SempriorConfig:
             "meta_grad_clip": (self.meta_grad_clip >= 0, "must be >= 0 (0 = off)"),
             "distill_weight": (self.distill_weight >= 0, "must be >= 0"),
             "temperature": (self.temperature > 0, "must be > 0"),
+            "distill_ramp": (self.distill_ramp >= 0, "must be >= 0 steps"),
             "student_seg_weight": (self.student_seg_weight >= 0, "must be >= 0"),
         })
 

@@ -20,6 +20,13 @@ double backward that yields all K dot products at once). ``order="first"`` repla
 ⟨∇L_val(θ), ∇ℓ_i(θ)⟩ of every sample come from one forward-mode pass (a JVP of the per-sample losses along the
 validation gradient).
 
+Matching the real optimiser. With Adam(W) the teacher's actual step is not θ − η g but, per parameter element,
+θ − lr_t · m̂/(√v̂ + ε). ``inner_lr`` may therefore be a per-parameter tensor P of step sizes (a diagonal
+preconditioner): θ' = θ − P ⊙ Σ_k w_k g_k, and dL_val/dw_k = −⟨∇_θ L_val(θ'), P ⊙ g_k⟩.
+:func:`optimizer_step_sizes` reads P = lr/(√v̂ + ε) off the optimiser's second-moment state (momentum is left
+out: the look-ahead asks what *this* batch's gradient would do). In first order, P moves onto the validation
+gradient (⟨a, P ⊙ b⟩ = ⟨P ⊙ a, b⟩ for diagonal P), so the forward-mode pass runs along P ⊙ ∇L_val.
+
 Only α receives a gradient: the model's parameters, their ``.grad`` and its buffers are left as they were.
 Every functional forward gets fresh copies of the model's buffers, so running statistics that BatchNorm
 updates in train mode land in throw-away copies. The model runs in its current mode (in train mode BatchNorm
@@ -137,13 +144,48 @@ def _checked(losses: Tensor, ids: Tensor) -> tuple[Tensor, Tensor]:
     return losses, ids
 
 
+StepSizes = float | dict[str, Tensor | float]  # η, or per parameter name a tensor (or scalar) of step sizes
+
+
+def optimizer_step_sizes(model: nn.Module, optimizer: torch.optim.Optimizer | None, fallback: float) -> StepSizes:
+    """The per-element step sizes of ``optimizer``'s next step for ``model``'s parameters (module docstring).
+
+    Adam/AdamW: lr/(√(v/(1−β₂ᵗ)) + ε) from each parameter's ``exp_avg_sq``; SGD and parameters with no state
+    yet (before the first step): the group's lr. ``fallback`` when there is no optimiser.
+    """
+    if optimizer is None:
+        return fallback
+    sizes: dict[str, Tensor | float] = {}
+    group_of = {id(p): g for g in optimizer.param_groups for p in g["params"]}
+    for name, p in model.named_parameters():
+        group = group_of.get(id(p))
+        if group is None or not p.requires_grad:
+            continue
+        state = optimizer.state.get(p, {})
+        if "exp_avg_sq" in state and "betas" in group:
+            t = float(state["step"])
+            v_hat = state["exp_avg_sq"] / (1 - group["betas"][1] ** t)
+            sizes[name] = group["lr"] / (v_hat.sqrt() + group["eps"])
+        else:
+            sizes[name] = float(group["lr"])
+    return sizes
+
+
+def _size(inner_lr: StepSizes, name: str) -> Tensor | float:
+    if isinstance(inner_lr, dict):
+        if name not in inner_lr:
+            raise ValueError(f"inner_lr has no step size for parameter {name!r}")
+        return inner_lr[name]
+    return inner_lr
+
+
 def meta_step(
     model: nn.Module,
     weights: ClusterWeights,
     train_loss_fn: TrainLossFn,
     val_loss_fn: ValLossFn,
     *,
-    inner_lr: float,
+    inner_lr: StepSizes,
     order: Literal["second", "first"] = "second",
 ) -> dict[str, float]:
     """Set ``weights.alpha.grad`` to dL_val(θ'(α))/dα (replacing any previous value) and return logs.
@@ -151,7 +193,8 @@ def meta_step(
     ``train_loss_fn(forward)`` must run the model through ``forward(*inputs)`` (once) and return the per-sample
     losses (B,) and cluster ids (B,) of a training batch; ``val_loss_fn(forward)`` returns the scalar loss of a
     validation batch. Loss terms the weights should not scale belong in neither. Parameters with
-    ``requires_grad=False`` are held fixed. See the module docstring for the math of ``order``.
+    ``requires_grad=False`` are held fixed. ``inner_lr``: the look-ahead's η, or per-parameter step sizes
+    (:func:`optimizer_step_sizes`). See the module docstring for the math of ``order`` and of step sizes.
 
     Logs: ``val_before`` = L_val(θ); ``val_after`` = L_val(θ') (second order) or ``val_after_linear`` = its
     first-order Taylor estimate L_val(θ) + Σ_k w_k dL_val/dw_k (first order); ``hypergrad_norm``; ``weight_k``.
@@ -167,7 +210,7 @@ def meta_step(
         inner = (w[ids.to(w.device)] * losses).sum() / losses.numel()
         grads = torch.autograd.grad(inner, list(params.values()), create_graph=True, allow_unused=True)
         ahead = {
-            name: p if g is None else p - inner_lr * g
+            name: p if g is None else p - _size(inner_lr, name) * g
             for (name, p), g in zip(params.items(), grads, strict=True)
         }
         val_after = val_loss_fn(_runner(model, ahead))
@@ -178,16 +221,16 @@ def meta_step(
         direction = torch.autograd.grad(val, list(params.values()), allow_unused=True)
         with torch.no_grad(), fwad.dual_level():
             dual = {
-                name: p.detach() if v is None else fwad.make_dual(p.detach(), v)
+                name: p.detach() if v is None else fwad.make_dual(p.detach(), _size(inner_lr, name) * v)
                 for (name, p), v in zip(params.items(), direction, strict=True)
             }
             losses, ids = _checked(*train_loss_fn(_runner(model, dual)))
-            slopes = fwad.unpack_dual(losses).tangent  # ⟨∇L_val(θ), ∇ℓ_i(θ)⟩ per sample
+            slopes = fwad.unpack_dual(losses).tangent  # ⟨P ⊙ ∇L_val(θ), ∇ℓ_i(θ)⟩ per sample
         w = weights.weights()
         per_cluster = torch.zeros_like(w)
         if slopes is not None:
             per_cluster = per_cluster.index_add(0, ids.to(w.device), slopes.to(w))
-        dval_dw = -inner_lr * per_cluster / losses.numel()
+        dval_dw = -per_cluster / losses.numel()
         hyper = None  # all weights clipped: w is constant
         if w.requires_grad:
             (hyper,) = torch.autograd.grad(w, weights.alpha, grad_outputs=dval_dw, allow_unused=True)
@@ -223,10 +266,13 @@ class ClusterReweighter:
             weights, lr=cfg.meta_lr, inner_lr=cfg.inner_lr, order=cfg.meta_order, grad_clip=cfg.meta_grad_clip
         )
 
-    def step(self, model: nn.Module, train_loss_fn: TrainLossFn, val_loss_fn: ValLossFn) -> dict[str, float]:
+    def step(self, model: nn.Module, train_loss_fn: TrainLossFn, val_loss_fn: ValLossFn,
+             step_sizes: StepSizes | None = None) -> dict[str, float]:
+        """One meta step; ``step_sizes`` replace the fixed ``inner_lr`` (e.g. :func:`optimizer_step_sizes`)."""
         logs = meta_step(
-            model, self.weights, train_loss_fn, val_loss_fn, inner_lr=self.inner_lr, order=self.order
-        )
+            model, self.weights, train_loss_fn, val_loss_fn,
+            inner_lr=self.inner_lr if step_sizes is None else step_sizes, order=self.order,
+        )  # fmt: skip
         if self.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.weights.parameters(), self.grad_clip)
         self.optimizer.step()

@@ -40,7 +40,7 @@ from ..losses import DISTILL_NORM, distillation, segmentation_loss
 from ..networks import Networks, build_student, build_teacher
 from .base import Context, Method
 from .clusters import ClusterAssignment, cluster_images, stats_features
-from .hypergrad import ClusterReweighter
+from .hypergrad import ClusterReweighter, optimizer_step_sizes
 from .supervision import Supervision
 
 
@@ -72,6 +72,7 @@ class SempriorMethod(Method):
         self._cluster_loss = np.zeros(self.assignment.k)
         self._cluster_count = np.zeros(self.assignment.k)
         self.val_quality = {"teacher": 1.0, "student": 1.0}
+        self.distill_from: int | None = 0 if self.sp.distill_start == "always" else None  # step distillation began
 
     def on_start(self) -> None:
         atomic_write_text(self.ctx.run_dir / "clusters" / "assignment.json", self.assignment.to_json())
@@ -113,15 +114,25 @@ class SempriorMethod(Method):
         )
         gate = self.teacher.gate_penalty()
         teacher_loss = (w * t_seg).mean() + self.ctx.cfg.scam.gate_l1 * gate
-        student_loss = (w * (self.sp.student_seg_weight * s_seg + self.sp.distill_weight * kd)).mean()
+        kd_scale = self.distill_scale()
+        student_loss = (w * (self.sp.student_seg_weight * s_seg + kd_scale * self.sp.distill_weight * kd)).mean()
         ids = self.cluster_of[batch["index"]].cpu().numpy()
         np.add.at(self._cluster_loss, ids, t_seg.detach().cpu().numpy())
         np.add.at(self._cluster_count, ids, 1)
         logs = {
             "teacher_seg": float(t_seg.detach().mean()), "student_seg": float(s_seg.detach().mean()),
             "distill": float(kd.detach().mean()), "gate_l1": float(gate.detach()), "mean_weight": float(w.mean()),
+            "distill_scale": kd_scale,
         }
         return teacher_loss + student_loss, logs
+
+    def distill_scale(self) -> float:
+        """Factor on ``distill_weight`` at the current step: 0 before distillation starts, then a linear ramp."""
+        if self.distill_from is None:
+            return 0.0
+        if self.sp.distill_ramp == 0:
+            return 1.0
+        return min(1.0, (self.steps - self.distill_from) / self.sp.distill_ramp)
 
     def after_step(self, step: int, optimizer: torch.optim.Optimizer) -> dict[str, float]:
         self.steps += 1
@@ -129,13 +140,14 @@ class SempriorMethod(Method):
             return {}
         logs: dict[str, float] = {}
         if dist.rank() == 0:
-            logs = self._meta_step(self._last_batch)
+            sizes = optimizer_step_sizes(self.teacher, optimizer, self.sp.inner_lr) if self.sp.lookahead == "optimizer" else None
+            logs = self._meta_step(self._last_batch, sizes)
         # Weights are computed once and broadcast, so every rank trains with the same ones.
         dist.broadcast_tensor(self.reweighter.weights.alpha.data)
         self._record_weights(logs)
         return {"meta_val_before": logs.get("val_before", float("nan"))} if logs else {}
 
-    def _meta_step(self, train_batch: dict[str, Any]) -> dict[str, float]:
+    def _meta_step(self, train_batch: dict[str, Any], step_sizes=None) -> dict[str, float]:
         val_batch = self._val_batch()
         ids = self.cluster_of[train_batch["index"]]
 
@@ -145,7 +157,7 @@ class SempriorMethod(Method):
         def val_loss(forward):
             return self.seg(forward(val_batch["image"], val_batch.get("feats")).float(), val_batch["target"]).mean()
 
-        return self.reweighter.step(self.teacher, train_loss, val_loss)
+        return self.reweighter.step(self.teacher, train_loss, val_loss, step_sizes)
 
     def _val_batch(self) -> dict[str, Any]:
         """A seeded random validation crop batch (replayed identically after a resume)."""
@@ -203,6 +215,9 @@ class SempriorMethod(Method):
             key = f"val_{which}_point_f1"
             if key in record:
                 self.val_quality[which] = float(record[key])
+        teacher, student = record.get("val_teacher_point_f1"), record.get("val_student_point_f1")
+        if self.distill_from is None and teacher is not None and student is not None and teacher > student:
+            self.distill_from = self.steps
 
     # -- state ---------------------------------------------------------------------------
     def on_resume(self) -> None:
@@ -219,6 +234,7 @@ class SempriorMethod(Method):
             "cluster_loss": torch.from_numpy(self._cluster_loss.copy()),
             "cluster_count": torch.from_numpy(self._cluster_count.copy()),
             "val_quality": dict(self.val_quality),
+            "distill_from": self.distill_from,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -230,4 +246,5 @@ class SempriorMethod(Method):
         self._cluster_loss = state["cluster_loss"].numpy().copy()
         self._cluster_count = state["cluster_count"].numpy().copy()
         self.val_quality = dict(state["val_quality"])
+        self.distill_from = state.get("distill_from", 0)  # checkpoints from before distill_start distilled always
 
