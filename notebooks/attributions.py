@@ -52,10 +52,9 @@ def _(mo, nb, run_path):
 
 
 @app.cell
-def _(mo, model, run, split):
+def _(method, mo, model, run, split, wi):
     image = mo.ui.dropdown(options=run.keys(split.value), value=run.keys(split.value)[0], label="image")
-    wrt = mo.ui.dropdown(options=["image", "vfm"] if model.value == "teacher" and run.has_scam() else ["image"],
-                         value="image", label="w.r.t.")
+    wrt = mo.ui.dropdown(options=wi.attribution_inputs(run, model.value, method.value), value="image", label="w.r.t.")
     mo.hstack([image, wrt], justify="start")
     return image, wrt
 

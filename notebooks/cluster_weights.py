@@ -62,8 +62,8 @@ def _(cluster, figures, run, wi):
 
 
 @app.cell
-def _(mo, summary):
-    mo.ui.table([{k: v for k, v in s.items() if k != "members"} for s in summary], selection=None)
+def _(mo, summary, wi):
+    mo.ui.table(wi.rounded([{k: v for k, v in s.items() if k != "members"} for s in summary]), selection=None)
     return
 
 

@@ -13,8 +13,9 @@ def _(mo):
         With point supervision every training image starts from one click per target. After each label
         update the network's prediction grows the pseudo-masks (LESPS, PAL, or the semprior teacher and
         student together). Move the slider to replay the updates of one image: the orange area is the
-        pseudo-mask, green crosses are the point labels, and the cyan outline is the dense ground truth,
-        shown as a **diagnostic only** (training never sees it).
+        pseudo-mask, green squares mark the point labels, and the cyan outline (in the close-up) is the dense
+        ground truth, shown as a **diagnostic only** (training never sees it). Update 0 is the initial labels
+        made from the points; the notebook opens on the image whose pseudo-mask changed most.
         """
     )
     return
@@ -48,9 +49,10 @@ def _(mo, nb, run_path, wi):
 
 
 @app.cell
-def _(keys, mo, updates):
-    image = mo.ui.dropdown(options=keys, value=keys[0], label="training image")
-    update = mo.ui.slider(0, len(updates) - 1, value=len(updates) - 1, label="label update", show_value=True)
+def _(keys, mo, run, updates, wi):
+    image = mo.ui.dropdown(options=keys, value=wi.most_changed_image(run), label="training image")
+    update = mo.ui.slider(0, len(updates) - 1, value=len(updates) - 1, label="label update (0 = initial point labels)",
+                          show_value=True)
     mo.hstack([image, update], justify="start")
     return image, update
 
@@ -71,7 +73,8 @@ def _(figures, mo, run, update, wi):
 
 @app.cell
 def _(image, mo, run, wi):
-    mo.vstack([mo.md("### This image, update by update"), mo.ui.table(wi.image_label_history(run, image.value))])
+    mo.vstack([mo.md("### This image, update by update"),
+               mo.ui.table(wi.rounded(wi.image_label_history(run, image.value)), selection=None)])
     return
 
 

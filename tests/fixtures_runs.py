@@ -1,4 +1,4 @@
-"""Tiny finished run directories for the inspection, notebook and dashboard tests.
+"""Tiny finished run directories (two trained, one classical) for the inspection, notebook and dashboard tests.
 
 Import the fixtures into a test module (``from tests.fixtures_runs import tiny_run  # noqa: F401``). A
 fixture imported into several modules is a separate fixture per module for pytest, so the runs are built
@@ -67,3 +67,17 @@ def tiny_run(tmp_path_factory) -> Path:
 def tiny_supervised_run(tmp_path_factory) -> Path:
     """A finished 2-epoch supervised LESPS run (the `semprior demo` recipe): no teacher, no clusters."""
     return build_run(tmp_path_factory.getbasetemp() / "runs", "supervised", SUPERVISED_OVERRIDES)
+
+
+@pytest.fixture(scope="session")
+def tiny_classical_run(tmp_path_factory) -> Path:
+    """A white top-hat run tuned on the validation split of the same tiny dataset (no network, no epochs)."""
+    from semprior_core.classical.run import load_classical_config, run_classical
+
+    base = tmp_path_factory.getbasetemp() / "runs"
+    out = base / "tophat"
+    if not (out / "run.json").exists():
+        cfg = load_classical_config(None, ["classical.method=tophat", f"data.datasets=[{{root: '{_dataset(base)}'}}]",
+                                           "data.val_fraction=0.2"])
+        run_classical(cfg, out)
+    return out

@@ -1,31 +1,36 @@
-"""The Panel dashboard: its state class on the tiny runs, the serve() safety checks, and (browser) every tab
-rendered by Debian's chromium through Playwright."""
+"""The Panel dashboard: its state class on the tiny runs, the serve() safety checks, and (browser) every tab of
+a point-supervised, a semprior and a classical run rendered at laptop size (1400×900) by Debian's chromium
+through Playwright."""
 
 from __future__ import annotations
 
+import logging
 import socket
 from pathlib import Path
 
-import holoviews as hv
 import panel as pn
 import pytest
+from bokeh.models import Plot, Title
 
-from tests.fixtures_runs import tiny_run, tiny_supervised_run  # noqa: F401
+import workbench.inspect as wi
+from tests.fixtures_runs import tiny_classical_run, tiny_run, tiny_supervised_run  # noqa: F401
 from workbench.dashboard import DashboardState, serve
 from workbench.dashboard.app import bindable_port, is_loopback
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
+SHOTS = ARTIFACTS / "ui"  # every tab of every run kind; docs/figures/ui holds a copy
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
+VIEWPORT = {"width": 1400, "height": 900}
 
 
 @pytest.fixture(scope="module")
-def state(tiny_run, tiny_supervised_run) -> DashboardState:  # noqa: F811
-    return DashboardState([tiny_run, tiny_supervised_run])
+def state(tiny_run, tiny_supervised_run, tiny_classical_run) -> DashboardState:  # noqa: F811
+    return DashboardState([tiny_run, tiny_supervised_run, tiny_classical_run])
 
 
 def _select(state: DashboardState, name: str) -> None:
@@ -36,11 +41,18 @@ def _markdown(view) -> str:
     return view.object if isinstance(view, pn.pane.Markdown) else ""
 
 
+def _plots(view) -> dict[str, Plot]:
+    """The Bokeh figures a view renders to, by title."""
+    root = pn.panel(view).get_root()
+    return {p.title.text: p for p in root.select({"type": Plot}) if isinstance(p.title, Title)}
+
+
 # -- state -------------------------------------------------------------------------------------
 def test_state_lists_the_runs_and_fills_selections_from_the_semprior_run(state):
-    assert sorted(Path(label).name for label in state.param.run.objects) == ["semprior", "supervised"]
+    assert sorted(Path(label).name for label in state.param.run.objects) == ["semprior", "supervised", "tophat"]
     _select(state, "semprior")
     assert len(state.param.label_image.objects) == 8  # 10 training images, 2 carved for validation
+    assert state.label_image == wi.most_changed_image(state.handle)  # opens where the labels changed most
     assert state.param.label_update.bounds == (0, 2) and state.label_update == 2  # 3 updates, latest shown
     assert state.param.cluster.objects == [0, 1]
     assert state.param.model.objects == ["student", "teacher"]
@@ -51,37 +63,88 @@ def test_state_lists_the_runs_and_fills_selections_from_the_semprior_run(state):
     assert state.param.wrt.objects == ["image"]
 
 
-def test_label_status_follows_the_update_parameter(state):
+def test_label_status_and_image_title_name_the_same_update(state):
     _select(state, "semprior")
+    for update, caption in ((2, "update 2/2 · after 2 training epochs"), (0, "update 0/2 · initial point labels")):
+        state.label_update = update
+        assert caption in _markdown(state.label_status())
+        titles = list(_plots(state.label_plots()))
+        assert f"{state.label_image} · {caption}" in titles and f"close-up · {caption}" in titles
     state.label_update = 2
-    assert "Update 2 of 2" in _markdown(state.label_status())
-    state.label_update = 0
-    assert "Update 0 of 2" in _markdown(state.label_status())
-    assert isinstance(state.label_plots(), hv.Layout)
-    state.label_update = 2
+
+
+def test_label_quality_plots_say_they_average_and_keep_a_fixed_range(state):
+    _select(state, "semprior")
+    plots = _plots(state.label_quality_plot())
+    iou = plots["pseudo-mask IoU vs GT (mean over 8 training images)"]
+    assert (iou.y_range.start, iou.y_range.end) == (0, 1)  # a flat line stays flat
+    assert plots["pseudo-mask area (mean over 8 training images)"].y_range.start == 0
+
+
+def test_colour_bars_are_titled_with_what_they_show(state):
+    _select(state, "semprior")
+    root = pn.panel(state.label_plots()).get_root()
+    bars = [c.title for p in root.select({"type": Plot}) for c in p.right if hasattr(c, "color_mapper")]
+    assert bars == ["pseudo-mask value", "student probability", "teacher probability"]
 
 
 def test_state_views_return_plots_for_a_semprior_run(state):
     _select(state, "semprior")
     assert isinstance(state.overview_table(), pn.pane.DataFrame)
-    assert "val (carved from train)" in state.overview_table().object["split"].tolist()
-    for view in (state.overview_curves, state.label_quality_plot, state.scam_plots, state.scam_toggle):
-        assert isinstance(view(), hv.Layout), view.__name__
+    table = state.overview_table().object
+    assert "val (carved from train)" in table["split"].tolist() and "point F1" in table.columns
+    curves = _plots(state.overview_curves())
+    assert curves["validation (carved from train)"].yaxis[0].axis_label == "score (%)"
+    assert curves["training losses"].yaxis[0].axis_label == "loss"
+    scam = _plots(state.scam_plots())
+    assert {"stage 0 ← VFM block 1: g·γ", "stage 1 ← VFM block 2: gate g"} <= set(scam)
+    assert len({p.title.text_font_size for p in scam.values()}) == 1  # gate titles in the maps' font size
+    toggle = _plots(state.scam_toggle())
+    assert f"{state.image} · targets" in toggle and "teacher, SCAM off" in toggle
     gallery = state.cluster_gallery()
     assert "5 of its 5 images" in gallery[0].object and len(gallery[1]) == 5  # cluster 0's images
-    assert isinstance(state.cluster_plot(), hv.Overlay)
+    assert "cluster weight per meta step" in _plots(state.cluster_plot())
     attribution = state.attribution_plot()
     assert "positive attribution inside the window" in attribution[0].object
-    table = state.comparison_table().object
-    assert set(table["model"]) == {"student", "teacher"} and (table["n"] == 1).all()
+
+
+def test_attribution_choices_are_valid_and_the_plot_is_the_one_its_title_names(state):
+    _select(state, "semprior")
+    state.model, state.method, state.wrt = "teacher", "saliency", "vfm"
+    assert "saliency · teacher · w.r.t. vfm" in _plots(state.attribution_plot()[1])
+    state.method = "gradcam"  # Grad-CAM explains a layer: the VFM input is withdrawn, not left to fail
+    assert state.param.wrt.objects == ["image"] and state.wrt == "image"
+    assert "gradcam · teacher · w.r.t. image" in _plots(state.attribution_plot()[1])
+    state.param.wrt.objects = ["image", "vfm"]  # a stale choice from elsewhere: a message, never an old plot
+    state.wrt = "vfm"
+    assert "Cannot explain this choice: gradcam cannot explain the teacher" in _markdown(state.attribution_plot())
+    state.model, state.method = "student", "integrated_gradients"
+
+
+def test_comparison_names_only_the_differing_settings(state):
+    table = state.comparison_table()[-1].object
+    groups = sorted(set(table["group"]))  # the two trained runs differ in their method and its settings only
+    assert groups[0] == "classical.method=tophat" and groups[1].startswith("method.name=semprior, scam.hidden=8")
+    assert groups[2].startswith("method.name=supervised, scam.hidden=64") and groups[2].endswith("vfm.name=none")
+    assert groups[1].count("=") == groups[2].count("=") == 9  # of ~100 config keys
+    assert set(table["data"]) == {"data"} and len(state.comparison_table()) == 1  # one dataset: no warning
 
 
 def test_state_explains_what_a_supervised_run_lacks(state):
     _select(state, "supervised")
     assert state.param.model.objects == ["student"] and state.param.cluster.objects == []
     assert "no cluster weights" in _markdown(state.cluster_plot())
-    assert "no SCAM teacher" in _markdown(state.scam_plots())
-    assert isinstance(state.label_plots(), hv.Layout)  # LESPS labels evolve without a teacher
+    assert "no SCAM teacher" in _markdown(state.scam_toggle())
+    assert _plots(state.label_plots())  # LESPS labels evolve without a teacher
+    _select(state, "semprior")
+
+
+def test_a_classical_run_gets_messages_not_empty_axes(state):
+    _select(state, "tophat")
+    assert "classical run is tuned on the validation split" in _markdown(state.overview_curves())
+    assert state.overview_table().object["model"].tolist() == ["tophat"]
+    assert "no label history (a classical run" in _markdown(state.label_status())
+    assert "no network to explain" in _markdown(state.attribution_plot())
     _select(state, "semprior")
 
 
@@ -102,27 +165,52 @@ def test_serve_binds_loopback_unless_remote_access_is_explicit(tiny_run):  # noq
 
 
 # -- browser -----------------------------------------------------------------------------------
+class _Errors(logging.Handler):
+    """Server-side errors (an exception in a callback is logged by Bokeh's server, never shown in the page)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(self.format(record))
+
+
 @pytest.fixture(scope="module")
-def page(tiny_run, tiny_supervised_run):  # noqa: F811
+def page(tiny_run, tiny_supervised_run, tiny_classical_run):  # noqa: F811
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium (/usr/bin/chromium) is not installed: run .ci/install-browser.sh")
     from playwright.sync_api import sync_playwright
 
-    ARTIFACTS.mkdir(exist_ok=True)
-    server = serve([tiny_run, tiny_supervised_run])
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    errors = _Errors()
+    logging.getLogger().addHandler(errors)
+    server = serve([tiny_run, tiny_supervised_run, tiny_classical_run])
     problems: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        pg = browser.new_page(viewport={"width": 1500, "height": 1100})
-        pg.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-        pg.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-        pg.set_default_timeout(60_000)
-        pg.goto(server.url)
-        pg.problems = problems
-        yield pg
-        pg.goto("about:blank")  # close the session before the server goes
-        browser.close()
-    server.stop()
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            pg = browser.new_page(viewport=VIEWPORT)
+            pg.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+            pg.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            pg.set_default_timeout(60_000)
+            pg.goto(server.url)
+            pg.problems, pg.server_errors = problems, errors.records
+            yield pg
+            pg.goto("about:blank")  # close the session before the server goes
+            browser.close()
+    finally:
+        server.stop()
+        logging.getLogger().removeHandler(errors)
+
+
+def _show_run(page, name: str) -> None:
+    """Choose the run whose folder is ``name`` in the header's run selector (the page's first select)."""
+    select = page.locator("select").first
+    select.locator("option").first.wait_for(state="attached")  # the page has loaded
+    label = next(o for o in select.locator("option").all_inner_texts() if Path(o).name == name)
+    if select.input_value() != label:
+        select.select_option(label)
 
 
 def _open_tab(page, title: str, expected: str):
@@ -133,6 +221,28 @@ def _open_tab(page, title: str, expected: str):
 # Bokeh draws plot titles on a canvas: read them from the Bokeh documents of the page.
 PLOT_TITLES = """() => [...Bokeh.documents].flatMap(d => [...d.all_models])
     .filter(m => m.constructor.__name__ === 'Title').map(m => m.text)"""
+# Elements (shadow roots included, where Bokeh renders) that end right of the window: cut off at this width.
+OVERFLOW = """() => {
+    const out = [];
+    const walk = root => root.querySelectorAll('*').forEach(el => {
+        if (el.shadowRoot) walk(el.shadowRoot);
+        const r = el.getBoundingClientRect();
+        if (r.width > 0 && r.height > 0 && r.right > window.innerWidth + 1) out.push(`${el.tagName}.${el.className} ${r.right}`);
+    });
+    walk(document);
+    return out.concat(document.documentElement.scrollWidth > window.innerWidth ? ['page scrolls sideways'] : []);
+}"""
+# Bounding boxes of the plots on screen, top to bottom, left to right (one per plot: Bokeh stacks canvases).
+CANVASES = """() => {
+    const out = new Map();
+    const walk = root => root.querySelectorAll('*').forEach(el => {
+        if (el.shadowRoot) walk(el.shadowRoot);
+        const r = el.getBoundingClientRect();
+        if (el.tagName === 'CANVAS' && r.width > 50) out.set(`${r.x},${r.y}`, {x: r.x, y: r.y, width: r.width, height: r.height});
+    });
+    walk(document);
+    return [...out.values()].sort((a, b) => a.y - b.y || a.x - b.x);
+}"""
 
 
 def _wait_for_plots(page, prefixes: list[str]) -> None:
@@ -141,49 +251,119 @@ def _wait_for_plots(page, prefixes: list[str]) -> None:
         f"() => {{ const t = ({PLOT_TITLES})(); return {prefixes!r}.every(p => t.some(x => x.startsWith(p))); }}")
 
 
-TABS = [  # tab, its explanatory text, texts in the page, plot title prefixes
-    ("Overview", "Every row of the table names the split", ["val (carved from train)"],
-     ["training losses", "validation (carved from train)"]),
-    ("Label evolution", "Point-supervised training starts", ["Update 2 of 2"],
-     ["pseudo-mask IoU vs GT", "teacher · best.pt", "student · best.pt"]),
-    ("Clusters", "learns one loss weight per cluster", ["last_weight", "data/syn_0000"], ["cluster weight per meta step"]),
-    ("SCAM", "modulates its encoder features", [],
-     ["stage 0 ← VFM block 1: g·γ", "stage 1 ← VFM block 2: gate g", "teacher, SCAM off"]),
-    ("Attributions", "explained with Captum", ["positive attribution inside the window"],
-     ["integrated_gradients · student · w.r.t. image"]),
-    ("Comparison", "differ only in their seed", ["method.name=semprior", "method.name=supervised"], []),
-]  # fmt: skip
+# run -> tab -> (a text the tab shows for that run, plot title prefixes)
+TABS = {
+    "supervised": {
+        "Overview": ("val (carved from train)", ["training losses", "validation (carved from train)"]),
+        "Label evolution": ("update 1/1 · after 1 training epoch", ["pseudo-mask IoU vs GT", "close-up · update 1/1",
+                                                                    "student · best.pt"]),
+        "Clusters": ("no cluster weights", []),
+        "SCAM": ("no SCAM teacher", []),
+        "Attributions": ("positive attribution inside the window", ["integrated_gradients · student · w.r.t. image"]),
+        "Comparison": ("classical.method=tophat", []),
+    },
+    "tophat": {
+        "Overview": ("classical run is tuned", []),
+        "Label evolution": ("no label history", []),
+        "Clusters": ("no cluster weights", []),
+        "SCAM": ("no SCAM teacher", []),
+        "Attributions": ("no network to explain", []),
+        "Comparison": ("method.name=semprior", []),
+    },
+    "semprior": {
+        "Overview": ("val (carved from train)", ["training losses"]),
+        "Label evolution": ("update 2/2 · after 2 training epochs", ["teacher · best.pt", "student · best.pt"]),
+        "Clusters": ("last_weight", ["cluster weight per meta step"]),
+        "SCAM": ("modulates its encoder features", ["stage 0 ← VFM block 1: g·γ", "stage 1 ← VFM block 2: gate g",
+                                                    "teacher, SCAM off"]),
+        "Attributions": ("positive attribution inside the window", ["integrated_gradients · student · w.r.t. image"]),
+        "Comparison": ("method.name=supervised", []),
+    },
+}  # fmt: skip
+CASES = [(run, tab) for run, tabs in TABS.items() for tab in tabs]
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize(("title", "intro", "texts", "plots"), TABS, ids=[t[0] for t in TABS])
-def test_each_tab_renders_its_text_and_plots(page, title, intro, texts, plots):
-    _open_tab(page, title, intro)
-    for text in texts:
-        page.get_by_text(text).first.wait_for()
+@pytest.mark.parametrize(("run", "tab"), CASES, ids=[f"{r}-{t}" for r, t in CASES])
+def test_each_tab_fits_the_window_and_shows_its_content(page, run, tab):
+    _show_run(page, run)
+    text, plots = TABS[run][tab]
+    _open_tab(page, tab, text)
     _wait_for_plots(page, plots)
-    page.wait_for_timeout(300)  # let the canvases paint before the screenshot
-    page.screenshot(path=str(ARTIFACTS / f"dashboard_{title.split()[0].lower()}.png"), full_page=True)
+    page.wait_for_timeout(300)  # let the canvases paint before measuring and the screenshot
+    assert page.evaluate(OVERFLOW) == [], f"{run}/{tab} is wider than {VIEWPORT['width']} px"
+    if tab in ("Label evolution", "SCAM") and plots:  # the image panel shows the selected image
+        chosen = page.locator("select:has(> option[value^='data/syn_'])").input_value()
+        assert any(t.startswith(f"{chosen} · ") for t in page.evaluate(PLOT_TITLES)), chosen
+    page.screenshot(path=str(SHOTS / f"{run}_{tab.split()[0].lower()}.png"), full_page=True)
+    assert page.server_errors == []
+
+
+@pytest.mark.browser
+def test_the_label_image_changes_between_first_and_last_update(page):
+    _show_run(page, "supervised")
+    _open_tab(page, "Label evolution", "update 1/1")
+    _wait_for_plots(page, ["close-up · update 1/1"])
+    page.wait_for_timeout(300)
+
+    def close_up() -> bytes:  # the close-up's pixels below its title (which names the update anyway)
+        box = page.evaluate(CANVASES)[1]
+        return page.screenshot(clip={"x": box["x"], "y": box["y"] + 30, "width": box["width"],
+                                     "height": box["height"] - 60})
+
+    last = close_up()
+    page.locator(".noUi-handle").first.focus()
+    page.keyboard.press("Home")
+    page.get_by_text("update 0/1 · initial point labels").first.wait_for()
+    _wait_for_plots(page, ["close-up · update 0/1"])
+    page.wait_for_timeout(300)
+    assert close_up() != last
+    page.keyboard.press("End")
+    page.get_by_text("update 1/1 · after 1 training epoch").first.wait_for()
 
 
 @pytest.mark.browser
 def test_moving_the_label_slider_changes_the_shown_update(page):
-    _open_tab(page, "Label evolution", "Point-supervised training starts")
-    page.get_by_text("Update 2 of 2").wait_for()
+    _show_run(page, "semprior")
+    _open_tab(page, "Label evolution", "update 2/2")
+    page.get_by_text("label update (0 = initial point labels): 2").wait_for()  # the slider has the run's range
     handle = page.locator(".noUi-handle").first
     handle.focus()
     page.keyboard.press("ArrowLeft")
-    page.get_by_text("Update 1 of 2").wait_for()
+    page.get_by_text("update 1/2 · after 1 training epoch").first.wait_for()
     page.keyboard.press("Home")
-    page.get_by_text("Update 0 of 2").wait_for()
-    assert page.get_by_text("Update 2 of 2").count() == 0
-    # The image panel follows: its title names the update shown.
-    page.wait_for_function(f"() => ({PLOT_TITLES})().some(t => t.endsWith('· update 0 (epoch 0)'))")
-    page.screenshot(path=str(ARTIFACTS / "dashboard_label_update0.png"), full_page=True)
+    page.get_by_text("update 0/2 · initial point labels").first.wait_for()
+    assert page.get_by_text("update 2/2").count() == 0
+    # The image panel follows: its title names the update shown, as the status line does.
+    page.wait_for_function(f"() => ({PLOT_TITLES})().some(t => t.endsWith('· update 0/2 · initial point labels'))")
+    page.keyboard.press("End")
+    page.get_by_text("update 2/2").first.wait_for()
+
+
+@pytest.mark.browser
+def test_attribution_selectors_offer_only_what_can_be_explained(page):
+    _show_run(page, "semprior")
+    _open_tab(page, "Attributions", "explained with Captum")
+    model = page.locator("select:has(> option[value='teacher'])")
+    method = page.locator("select:has(> option[value='gradcam'])")
+    model.select_option("teacher")
+    method.select_option("saliency")
+    _wait_for_plots(page, ["saliency · teacher · w.r.t. image"])  # processed: the w.r.t. selector is rebuilt
+    page.locator("select:has(> option[value='vfm'])").select_option("vfm")
+    _wait_for_plots(page, ["saliency · teacher · w.r.t. vfm"])
+    method.select_option("gradcam")
+    _wait_for_plots(page, ["gradcam · teacher · w.r.t. image"])
+    assert page.locator("select:has(> option[value='vfm'])").count() == 0  # no longer offered
+    page.wait_for_timeout(300)
+    assert len(page.evaluate(CANVASES)) == 2  # image and map: the VFM blocks' maps of the old plot are gone
+    method.select_option("integrated_gradients")
+    model.select_option("student")
+    assert page.server_errors == []
 
 
 @pytest.mark.browser
 def test_choosing_a_cluster_shows_its_images(page):
+    _show_run(page, "semprior")
     _open_tab(page, "Clusters", "learns one loss weight per cluster")
     gallery = page.locator(".cluster-gallery img")
     gallery.first.wait_for()
@@ -194,7 +374,7 @@ def test_choosing_a_cluster_shows_its_images(page):
 
 
 @pytest.mark.browser
-def test_the_browser_console_has_no_errors(page):
-    # Runs after the tab tests (file order): every tab has been opened by now.
+def test_the_browser_console_and_the_server_log_have_no_errors(page):
+    # Runs after the tab tests (file order): every tab of every run has been opened by now.
     page.wait_for_timeout(500)
-    assert page.problems == []
+    assert page.problems == [] and page.server_errors == []

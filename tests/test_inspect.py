@@ -18,11 +18,11 @@ from semprior_core.config import config_dict, load_config
 from semprior_core.data.points import centroid_points
 from semprior_core.label_history import LabelHistory
 from semprior_core.runs import Run
-from tests.fixtures_runs import tiny_run, tiny_supervised_run  # noqa: F401
+from tests.fixtures_runs import tiny_classical_run, tiny_run, tiny_supervised_run  # noqa: F401
 from workbench.inspect import figures
-from workbench.inspect.compare import flatten
-from workbench.inspect.imaging import contour, overlay, thumbnail, to_unit
-from workbench.inspect.overview import VAL_SPLIT
+from workbench.inspect.compare import flatten, group_labels
+from workbench.inspect.imaging import contour, outline_segments, overlay, thumbnail, to_unit, window_around
+from workbench.inspect.overview import POINT_F1, VAL_SPLIT
 
 
 # -- pure helpers --------------------------------------------------------------------------------
@@ -45,6 +45,28 @@ def test_overlay_colours_mask_outline_and_points():
     assert rgb[2, 5].tolist() == [0, 230, 255]  # outline cyan
     assert rgb[1, 3].tolist() == rgb[0, 3].tolist() == [26, 255, 51]  # cross of green around the point
     assert rgb[0, 1].tolist() == [0, 0, 0]  # untouched: grey value 0 after min-max scaling
+
+
+def test_outline_segments_run_along_pixel_edges_outside_the_mask():
+    mask = np.zeros((4, 5))
+    mask[1, 1] = 1  # one pixel: its four edges
+    assert sorted(map(tuple, outline_segments(mask))) == [(1, 1, 1, 2), (1, 1, 2, 1), (1, 2, 2, 2), (2, 1, 2, 2)]
+    mask[1, 2] = 1  # two pixels side by side: the shared edge is inside, 6 edges remain
+    edges = outline_segments(mask)
+    assert len(edges) == 6 and (1, 2, 2, 2) not in map(tuple, edges)
+    mask[:] = 1  # the image border bounds the mask: 2 * (4 + 5) edges
+    assert len(outline_segments(mask)) == 18 and outline_segments(np.zeros((3, 3))).shape == (0, 4)
+
+
+def test_window_around_centres_and_clips():
+    assert window_around((10, 10), (64, 64), 8) == (slice(6, 14), slice(6, 14))
+    assert window_around((1, 62), (64, 64), 8) == (slice(0, 8), slice(56, 64))
+    assert window_around((3, 3), (5, 5), 8) == (slice(0, 8), slice(0, 8))  # larger than the image: all of it
+
+
+def test_rounded_rounds_floats_only():
+    assert wi.rounded([{"iou": 0.123456789, "area": 12, "key": "a", "none": None}], 3) == [
+        {"iou": 0.123, "area": 12, "key": "a", "none": None}]
 
 
 def test_thumbnail_takes_block_means_and_to_unit_scales():
@@ -89,6 +111,26 @@ def test_compare_groups_runs_that_differ_only_in_the_seed(tmp_path):
     assert fixed["split"] == VAL_SPLIT and fixed["IoU_mean"] == pytest.approx(25.0)
 
 
+def test_group_labels_name_only_the_keys_that_differ_within_a_run_kind():
+    trained = [{"method.name": '"semprior"', "train.lr": "0.1", "data.datasets": '[{"root": "a/NUAA"}]'},
+               {"method.name": '"semprior"', "train.lr": "0.2", "data.datasets": '[{"root": "b/NUDT"}]'}]
+    classical = {"classical.method": '"tophat"', "classical.grid": "{}", "data.datasets": '[{"root": "a/NUAA"}]'}
+    # data.datasets has its own column; the classical config shares no key with the trained ones but data
+    assert group_labels([*trained, classical], ["trained", "trained", "classical"]) == [
+        "method.name=semprior, train.lr=0.1", "method.name=semprior, train.lr=0.2", "classical.method=tophat"]
+    assert group_labels(trained, ["trained", "trained"]) == ["train.lr=0.1", "train.lr=0.2"]
+
+
+def test_compare_puts_datasets_in_a_column_and_warns_when_they_differ(tiny_run, tiny_classical_run, tmp_path):  # noqa: F811
+    rows = wi.compare_runs([tiny_run, tiny_classical_run])
+    assert {r["group"] for r in rows} == {"method.name=semprior", "classical.method=tophat"}
+    assert {r["data"] for r in rows} == {"data"} and wi.dataset_warning(rows) is None  # the fixtures' folder
+    other = _fake_run(tmp_path, "other", ['data.datasets=[{root: somewhere/NUDT-SIRST}]'], 60.0)
+    rows = wi.compare_runs([tiny_run, other])
+    assert {r["data"] for r in rows} == {"data", "NUDT-SIRST"}
+    assert "different datasets (NUDT-SIRST, data)" in wi.dataset_warning(rows)
+
+
 def test_compare_labels_a_single_group_and_formats_mean_std(tmp_path):
     _fake_run(tmp_path, "a", ["train.seed=0"], 70.0)
     _fake_run(tmp_path, "b", ["train.seed=5"], 71.0)
@@ -111,7 +153,7 @@ def test_metrics_table_names_splits_and_matches_the_saved_evaluation(tiny_run): 
     val_student = next(r for r in rows if r["split"] == VAL_SPLIT and r["model"] == "student")
     assert val_student["epoch"] == best["epoch"]
     assert val_student["IoU"] == pytest.approx(100 * best["val_student_iou"])
-    assert val_student["point_f1"] == pytest.approx(best["val_student_point_f1"])
+    assert val_student[POINT_F1] == pytest.approx(100 * best["val_student_point_f1"])  # in %, as IoU
     assert [r["split"] for r in rows].count("test") == 2
 
 
@@ -122,6 +164,17 @@ def test_curves_are_the_logged_series(tiny_run):  # noqa: F811
     assert {"val_student_iou", "val_teacher_point_f1"} <= set(series)
     assert "val_student_pd" not in series and series["val_student_iou"]["group"] == "validation"
     assert "val_student_pd" in {s["name"] for s in wi.curves(tiny_run, validation=("pd",))}
+    percent = {s["name"]: s for s in wi.curves(tiny_run, percent=True)}
+    assert percent["val_student_iou"]["value"] == pytest.approx([100 * v for v in series["val_student_iou"]["value"]])
+    assert (percent["val_student_iou"]["unit"], series["val_student_iou"]["unit"], percent["loss"]["unit"]) == (
+        "%", "fraction", "loss")
+    assert percent["loss"]["value"] == series["loss"]["value"]
+
+
+def test_a_classical_run_has_scores_but_no_curves(tiny_classical_run):  # noqa: F811
+    assert wi.curves(tiny_classical_run) == []  # tuned, not trained: its one record is no curve
+    rows = wi.metrics_table(tiny_classical_run)
+    assert [(r["split"], r["model"]) for r in rows] == [(VAL_SPLIT, "tophat")] and rows[0]["IoU"] is not None
 
 
 # -- labels --------------------------------------------------------------------------------------
@@ -130,12 +183,15 @@ def test_label_frame_reads_the_update_points_and_contour(tiny_run):  # noqa: F81
     f = wi.label_frame(h, 1, 1)
     hist = LabelHistory(tiny_run)
     assert (f["update"], f["updates"], f["epoch"]) == (1, 3, hist.epochs[1])
+    assert f["caption"] == f"update 1/2 · after {hist.epochs[1]} training epoch" + ("" if hist.epochs[1] == 1 else "s")
     assert f["key"] == hist.update(1).keys[1]
     np.testing.assert_array_equal(f["pseudo_mask"], hist.label(1, f["key"]))
     gt = h.bank("train").mask(1) > 0
     np.testing.assert_array_equal(f["points"], centroid_points(gt))  # the run's points are mask centroids
-    ys, xs = f["gt_contour"].T
-    assert gt[ys, xs].all() and len(f["gt_contour"]) < gt.sum() + 1
+    np.testing.assert_array_equal(f["gt_outline"], outline_segments(gt))
+    ys, xs = f["zoom"]
+    y, x = f["points"][0]
+    assert ys.stop - ys.start == xs.stop - xs.start == 24 and ys.start <= y < ys.stop and xs.start <= x < xs.stop
     assert f["image"].shape == f["pseudo_mask"].shape == gt.shape
     assert set(f["predictions"]) == {"student", "teacher"}
     assert wi.label_frame(h, f["key"], -1)["update"] == 2
@@ -151,6 +207,22 @@ def test_label_frame_predictions_match_the_core_prediction_path(tiny_run):  # no
     want = predict_bank(loaded, "teacher", bank, torch.device("cpu"))[2]
     got = wi.label_frame(tiny_run, 2, 0)["predictions"]["teacher"]
     np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_update_captions_name_the_initial_labels_and_the_epochs_before_an_update():
+    assert wi.update_caption(0, 7, 0) == "update 0/6 · initial point labels"
+    assert wi.update_caption(6, 7, 21) == "update 6/6 · after 21 training epochs"
+    assert wi.update_caption(1, 7, 1) == "update 1/6 · after 1 training epoch"
+
+
+def test_the_label_view_opens_on_the_image_whose_pseudo_mask_changed_most(tiny_run, tiny_classical_run):  # noqa: F811
+    hist = LabelHistory(tiny_run)
+    first, last = hist.update(0), hist.update(-1)
+    change = {k: np.abs(last.label(k) - first.label(k)).sum() for k in first.keys}
+    assert wi.label_change(tiny_run) == pytest.approx(change)
+    key = wi.most_changed_image(tiny_run)
+    assert change[key] == max(change.values()) > 0
+    assert wi.most_changed_image(tiny_classical_run) is None and wi.label_change(tiny_classical_run) == {}
 
 
 def test_label_quality_tables(tiny_run):  # noqa: F811
@@ -200,6 +272,8 @@ def test_scam_toggle_compares_the_teacher_with_and_without_scam(tiny_run):  # no
     h = wi.open_run(tiny_run)
     d = wi.scam_toggle(h, 1, "test")
     np.testing.assert_allclose(d["difference"], d["with_scam"] - d["without_scam"])
+    np.testing.assert_array_equal(d["points"], h.points("test", 1))  # the targets, to relate the maps to
+    np.testing.assert_array_equal(d["gt_outline"], outline_segments(h.bank("test").mask(1)))
     teacher = h.loaded().networks["teacher"]
     batch = h.batch("test", 1)
     with torch.no_grad():
@@ -234,6 +308,20 @@ def test_attributions_default_to_the_first_point_and_crop_to_the_image(tiny_run)
         wi.attributions(h, 0, model="critic")
 
 
+def test_attribution_inputs_offer_only_valid_combinations(tiny_run, tiny_supervised_run):  # noqa: F811
+    h = wi.open_run(tiny_run)
+    assert wi.attribution_inputs(h, "teacher", "saliency") == ["image", "vfm"]
+    assert wi.attribution_inputs(h, "teacher", "gradcam") == ["image"]  # Grad-CAM explains a layer, not an input
+    assert wi.attribution_inputs(h, "student", "integrated_gradients") == ["image"]
+    assert wi.attribution_inputs(tiny_supervised_run, "teacher", "saliency") == ["image"]  # no SCAM teacher
+    with pytest.raises(ValueError, match="gradcam cannot explain the teacher w.r.t. 'vfm'"):
+        wi.attributions(h, 0, method="gradcam", model="teacher", wrt="vfm")
+    with pytest.raises(ValueError, match="unknown attribution method"):
+        wi.attribution_inputs(h, "teacher", "lime")
+    d = wi.attributions(h, 0, method="gradcam", model="teacher")
+    assert (d["method"], d["model"], d["wrt"]) == ("gradcam", "teacher", "image") and d["map"].shape == (64, 64)
+
+
 # -- the handle ----------------------------------------------------------------------------------
 def test_handle_resolves_images_and_reloads_a_rewritten_checkpoint(tiny_run):  # noqa: F811
     h = wi.open_run(tiny_run)
@@ -261,7 +349,7 @@ def test_default_run_path_prefers_the_environment_then_finds_the_demo_run(tmp_pa
     (tmp_path / "runs" / "demo" / "config.yaml").write_text("name: demo\n")
     (tmp_path / "notebooks").mkdir()
     monkeypatch.chdir(tmp_path / "notebooks")  # where Jupyter starts a notebook's kernel
-    assert wi.default_run_path() == str(tmp_path / "runs" / "demo")
+    assert wi.default_run_path() == os.path.join("..", "runs", "demo")  # relative: no absolute path in exports
     monkeypatch.chdir(tmp_path / "runs")
     (tmp_path / "runs" / "demo" / "config.yaml").unlink()
     assert wi.default_run_path() == str(Path("runs") / "demo")
@@ -272,16 +360,24 @@ def test_figures_lay_out_the_views(tiny_run):  # noqa: F811
     h = wi.open_run(tiny_run)
     frame = wi.label_frame(h, 0, 2)
     fig = figures.label_figure(frame)
-    assert isinstance(fig, Figure) and len(fig.axes) == 4  # overlay, pseudo-mask, student, teacher
-    assert "update 2/2" in fig.axes[0].get_title()
-    assert len(figures.scam_figure(wi.scam_maps(h, 0)).axes) == 8
-    assert len(figures.toggle_figure(wi.scam_toggle(h, 0)).axes) == 5
+    titles = [a.get_title() for a in fig.axes]
+    # overlay, close-up, pseudo-mask, student, teacher, and a colour bar for each of the three maps
+    assert isinstance(fig, Figure) and len(fig.axes) == 8 and frame["caption"] in titles[0]
+    assert [a.get_ylabel() for a in fig.axes[5:]] == ["pseudo-mask value", "probability", "probability"]
+    assert {t.get_text() for t in fig.axes[1].get_legend().get_texts()} == {
+        "pseudo-mask", "ground truth (diagnostic)", "point label"}
+    scam = figures.scam_figure(wi.scam_maps(h, 0))
+    assert len(scam.axes) == 8 + 6  # 2 stages x 4 panels, colour bars on the 3 maps of each stage
+    assert (scam.axes[3].get_xlabel(), scam.axes[3].get_ylabel()) == ("channel", "gate g")
+    toggle = figures.toggle_figure(wi.scam_toggle(h, 0))
+    assert len(toggle.axes) == 5 + 4 and toggle.axes[0].images[0].get_cmap().name == "gray"  # the input in grey
     assert len(figures.cluster_weights_figure(wi.cluster_weights(h), selected=1).axes[0].lines) == 3  # 2 + y=1
     assert len(figures.gallery_figure(wi.cluster_gallery(h, 0)).axes) == 6
     assert len(figures.curves_figure(wi.curves(h)).axes) == 2
-    assert len(figures.quality_figure(wi.label_quality(h), current=1).axes) == 2
+    quality = figures.quality_figure(wi.label_quality(h), current=1)
+    assert quality.axes[0].get_ylim() == (0, 1) and "mean over 8 training images" in quality.axes[0].get_title()
     att = figures.attribution_figure(wi.attributions(h, 0, method="saliency"))
-    assert "% of positive mass" in att.axes[1].get_title()
+    assert "% of positive mass" in att.axes[1].get_title() and att.axes[2].get_ylabel() == "attribution"
 
 
 def test_target_window_centres_on_the_largest_target_and_stays_inside():

@@ -39,13 +39,16 @@ TEXT = {
 **Overview.** Every row of the table names the split its numbers come from. *test*: the held-out test split,
 scored once by `semprior eval` with the checkpoint chosen on validation. *val (carved from train)*: the
 validation split carved from the training data, at the epoch that selected `best.pt` (point-supervised runs
-select on the point-only F1; dense validation metrics are diagnostics). IoU, nIoU and Pd are in %, Fa in
-false-alarm pixels per million.""",
+select on the point-only F1; dense validation metrics are diagnostics). IoU, nIoU, Pd and point F1 are in %,
+here and in the validation curves; Fa in false-alarm pixels per million.""",
     "labels": """
 **Label evolution.** Point-supervised training starts from one click per target and grows pseudo-masks from
-the network's own predictions at every label update. Orange: the pseudo-mask at the chosen update; green:
-the point labels; cyan: the outline of the dense ground truth, a **diagnostic only** that training never
-sees. The predictions are those of the run's checkpoint. Press play or drag the slider to replay the updates.""",
+the network's own predictions at every label update. Orange: the pseudo-mask at the chosen update; green
+squares: the point labels; cyan (in the close-up): the outline of the dense ground truth, a **diagnostic
+only** that training never sees. Update 0 is the initial labels made from the points; update *n* was made
+after the number of training epochs its title names. The predictions are those of the run's checkpoint.
+The tab opens on the training image whose pseudo-mask changed most; press play or drag the slider
+to replay the updates. The two plots below average over all training images.""",
     "clusters": """
 **Clusters.** A semprior run groups its training images into clusters and learns one loss weight per cluster
 with a one-step look-ahead hypergradient (learning to reweight): a weight rises when training on that cluster
@@ -54,8 +57,11 @@ pseudo-masks.""",
     "scam": """
 **SCAM.** The teacher modulates its encoder features with the frozen VFM's features,
 F' = F ⊙ (1 + g·γ) + g·β, with per-pixel γ, β predicted from the VFM and a learned per-channel gate g.
-Per modulated stage: the channel means of g·γ (scaling, 0 = unchanged) and g·β (shift), the relative feature
-change, and the gate values. The second row switches SCAM off: the same teacher without the prior.""",
+The first row shows the image with its targets (green squares: point labels, cyan: ground-truth outline),
+then the teacher's prediction with SCAM on and switched off (the same teacher without the prior), their
+difference and the student's. Below, one row per modulated stage: the channel means of g·γ (scaling,
+0 = unchanged) and g·β (shift), the relative feature change, all with the point labels marked, and the
+gate values.""",
     "attributions": """
 **Attributions.** The logits in a small window around the target (inside the cyan square) are summed and
 explained with Captum. *integrated_gradients*: contributions that add up to the change from a mean-intensity
@@ -64,8 +70,9 @@ map from the deepest encoder stage. For the teacher, *w.r.t. vfm* attributes to 
 SCAM: where the semantic prior mattered. Red is positive, blue negative.""",
     "compare": """
 **Comparison.** Runs whose configs differ only in their seed form one group; each row gives mean ± sample
-standard deviation over the group's runs (n), per split and model. The group column names the settings that
-tell groups apart. Runs without a saved test evaluation contribute their validation scores, labelled as such.""",
+standard deviation over the group's runs (n), per split and model. The group column names only the settings
+that tell groups (of trained or of classical runs) apart; the data column names the datasets. Runs without a
+saved test evaluation contribute their validation scores, labelled as such.""",
 }
 
 
@@ -122,11 +129,12 @@ class DashboardState(param.Parameterized):
         h = self.handle
         updates = wi.label_updates(h)
         keys = wi.label_images(h) if updates else []
+        first = wi.most_changed_image(h) if updates else None
         clusters = [s["cluster"] for s in wi.cluster_summary(h)]
         nets = h.networks()
         with param.parameterized.batch_call_watchers(self):
             self.param.label_image.objects = keys
-            self.label_image = keys[0] if keys else None
+            self.label_image = first
             self.param.label_update.bounds = (0, max(len(updates) - 1, 0))
             self.label_update = max(len(updates) - 1, 0)
             self.param.cluster.objects = clusters
@@ -154,9 +162,9 @@ class DashboardState(param.Parameterized):
             self.param.target_y.bounds, self.param.target_x.bounds = (0, rows - 1), (0, cols - 1)
             self.target_y, self.target_x = y, x
 
-    @param.depends("model", watch=True)
+    @param.depends("model", "method", watch=True)
     def _on_model(self) -> None:
-        options = ["image", "vfm"] if self.model == "teacher" and self.handle.has_scam() else ["image"]
+        options = wi.attribution_inputs(self.handle, self.model, self.method)  # only valid combinations
         self.param.wrt.objects = options
         if self.wrt not in options:
             self.wrt = "image"
@@ -171,27 +179,30 @@ class DashboardState(param.Parameterized):
 
     @param.depends("run")
     def overview_curves(self):
-        series = wi.curves(self.handle)
+        if self.handle.run.kind == "classical":
+            return _message("A classical run is tuned on the validation split, not trained: it has no training "
+                            "curves. Its scores are in the table above.")
+        series = wi.curves(self.handle, percent=True)
         if not series:
             return _message("No epoch recorded yet.")
-        return plots.side_by_side(plots.curves(series, "training", "training losses"),
-                                  plots.curves(series, "validation", "validation (carved from train)"))
+        return plots.flow(plots.curves(series, "training", "training losses", "loss"),
+                          plots.curves(series, "validation", "validation (carved from train)", "score (%)",
+                                       ylim=(0, 100)))
 
     # -- label evolution -------------------------------------------------------------------------
     @param.depends("run", "label_image", "label_update")
     def label_status(self):
         if self.label_image is None:
-            return _message("This run has no label history (full supervision, or no epoch yet).")
+            return _message("This run has no label history (a classical run, full supervision, or no epoch yet).")
         f = wi.label_frame(self.handle, self.label_image, self.label_update, predictions=False)
         iou = "–" if f["iou_vs_gt"] is None else f"{f['iou_vs_gt']:.3f}"
-        return pn.pane.Markdown(f"**Update {f['update']} of {f['updates'] - 1}** · made before epoch {f['epoch'] + 1} · "
-                                f"pseudo-mask area {f['area']} px · IoU vs GT {iou} (diagnostic)",
-                                css_classes=["label-status"])
+        return pn.pane.Markdown(f"**`{f['key']}`, {f['caption']}** · pseudo-mask area {f['area']} px · "
+                                f"IoU vs GT {iou} (diagnostic)", css_classes=["label-status"])
 
     @param.depends("run", "label_image", "label_update")
     def label_plots(self):
         if self.label_image is None:
-            return _message("Nothing to show.")
+            return _message("No pseudo-masks to show.")
         return plots.label_layout(wi.label_frame(self.handle, self.label_image, self.label_update))
 
     @param.depends("run", "label_update")
@@ -203,9 +214,13 @@ class DashboardState(param.Parameterized):
         series = [{"name": "mean IoU vs GT (diagnostic)", "group": "iou", "epoch": ups,
                    "value": [np.nan if r["mean_iou_vs_gt"] is None else r["mean_iou_vs_gt"] for r in rows]},
                   {"name": "mean area (px)", "group": "area", "epoch": ups, "value": [r["mean_area"] for r in rows]}]
-        return plots.side_by_side(
-            plots.curves(series, "iou", "pseudo-mask IoU vs GT", marker=self.label_update).opts(xlabel="update"),
-            plots.curves(series, "area", "pseudo-mask area", marker=self.label_update).opts(xlabel="update"))
+        over = f"mean over {rows[0]['images']} training images"
+        top = max(r["mean_area"] for r in rows)
+        return plots.flow(
+            plots.curves(series, "iou", f"pseudo-mask IoU vs GT ({over})", "IoU vs GT (0–1)", self.label_update,
+                         ylim=(0, 1), xlabel="label update"),
+            plots.curves(series, "area", f"pseudo-mask area ({over})", "area (px)", self.label_update,
+                         ylim=(0, 1.1 * top or 1), xlabel="label update"))
 
     # -- clusters --------------------------------------------------------------------------------
     @param.depends("run", "cluster")
@@ -215,7 +230,7 @@ class DashboardState(param.Parameterized):
             return _message("This run has no cluster weights: only `--method semprior` runs reweight clusters.")
         series = [{"name": f"cluster {c}", "group": "w", "epoch": [r["step"] for r in rows if r["cluster"] == c],
                    "value": [r["weight"] for r in rows if r["cluster"] == c]} for c in sorted({r["cluster"] for r in rows})]
-        return plots.curves(series, "w", "cluster weight per meta step").opts(xlabel="optimiser step", ylabel="weight")
+        return plots.curves(series, "w", "cluster weight per meta step", "weight", xlabel="optimiser step")
 
     @param.depends("run")
     def cluster_table(self):
@@ -235,13 +250,14 @@ class DashboardState(param.Parameterized):
     @param.depends("run", "split", "image")
     def scam_plots(self):
         if not self.handle.has_scam():
-            return _message("This run has no SCAM teacher: train with `--method semprior` and a VFM (`vfm.name`).")
-        return plots.scam_layout(wi.scam_maps(self.handle, self.image, self.split))
+            return _message("No modulation maps.")
+        h = self.handle
+        return plots.scam_layout(wi.scam_maps(h, self.image, self.split), h.points(self.split, h.index(self.split, self.image)))
 
     @param.depends("run", "split", "image")
     def scam_toggle(self):
         if not self.handle.has_scam():
-            return _message("Nothing to toggle.")
+            return _message("This run has no SCAM teacher: train with `--method semprior` and a VFM (`vfm.name`).")
         return plots.toggle_layout(wi.scam_toggle(self.handle, self.image, self.split))
 
     # -- attributions ----------------------------------------------------------------------------
@@ -249,8 +265,11 @@ class DashboardState(param.Parameterized):
     def attribution_plot(self):
         if self.model is None:
             return _message("This run has no network to explain (a classical run, or no checkpoint yet).")
-        d = wi.attributions(self.handle, self.image, (self.target_y, self.target_x), self.method, self.model,
-                            split=self.split, wrt=self.wrt, radius=self.radius)
+        try:
+            d = wi.attributions(self.handle, self.image, (self.target_y, self.target_x), self.method, self.model,
+                                split=self.split, wrt=self.wrt, radius=self.radius)
+        except ValueError as exc:  # shown in place of a plot that would no longer match the selectors
+            return _message(f"Cannot explain this choice: {exc}")
         text = pn.pane.Markdown(f"Explained score (Σ logits in the window): **{d['score']:.2f}** · "
                                 f"positive attribution inside the window: **{100 * d['mass_inside']:.0f} %**")
         return pn.Column(text, plots.attribution_layout(d))
@@ -258,16 +277,32 @@ class DashboardState(param.Parameterized):
     # -- comparison ------------------------------------------------------------------------------
     def comparison_table(self):
         rows = wi.compare_runs(self.paths.values())
-        shown = [{"group": r["group"], "split": r["split"], "model": r["model"], "n": r["n"],
+        shown = [{"group": r["group"], "data": r["data"], "split": r["split"], "model": r["model"], "n": r["n"],
                   "seeds": ", ".join(map(str, r["seeds"])),
                   **{m: wi.format_mean_std(r[f"{m}_mean"], r[f"{m}_std"]) for m in ("IoU", "nIoU", "Pd", "Fa")}}
                  for r in rows]
-        return _table(shown) if shown else _message("No metrics to compare.")
+        if not shown:
+            return _message("No metrics to compare.")
+        warning = wi.dataset_warning(rows)
+        return pn.Column(*([pn.pane.Alert(warning, alert_type="warning")] if warning else []), _table(shown),
+                         sizing_mode="stretch_width")
 
 
 def _tab(text: str, *items) -> pn.Column:
     return pn.Column(pn.pane.Markdown(text, sizing_mode="stretch_width", max_width=1000), *items,
                      sizing_mode="stretch_width")
+
+
+def _controls(*widgets) -> pn.FlexBox:
+    # A FlexBox wraps its widgets onto a second line rather than widening the page.
+    return pn.FlexBox(*widgets, sizing_mode="stretch_width")
+
+
+def _rebuilt(build, *deps) -> pn.viewable.Viewable:
+    """Widgets from ``build()``, built anew whenever a parameter in ``deps`` changes. Selectors whose options
+    change with the run are replaced, not updated: an updated Bokeh select can send back a stale empty value
+    (Panel reads it as the first option), and the plots then show another image than the selector."""
+    return pn.panel(pn.bind(lambda *_: build(), *deps))
 
 
 def build_app(run_dirs: Iterable[str | Path]) -> pn.viewable.Viewable:
@@ -276,33 +311,36 @@ def build_app(run_dirs: Iterable[str | Path]) -> pn.viewable.Viewable:
     # HoloViews grids of fixed-frame plots trip this Bokeh check although they render correctly.
     silence(FIXED_SIZING_MODE, True)
     s = DashboardState(run_dirs)
-    w = pn.widgets
+    w, p = pn.widgets, s.param
+    labels = _rebuilt(lambda: _controls(
+        w.Select.from_param(p.label_image, name="training image"),
+        w.Player.from_param(p.label_update, name="play", interval=800, loop_policy="once", width=320),
+        w.IntSlider.from_param(p.label_update, name="label update (0 = initial point labels)", width=260)), p.run)
+
+    def images():  # one per tab: a Panel object is shown in one place
+        return _rebuilt(lambda: w.Select.from_param(p.image, name="image", width=220), p.run, p.split)
+
     tabs = pn.Tabs(
         ("Overview", _tab(TEXT["overview"], s.overview_table, s.overview_curves)),
-        ("Label evolution", _tab(
-            TEXT["labels"],
-            pn.Row(w.Select.from_param(s.param.label_image, name="training image"),
-                   w.Player.from_param(s.param.label_update, name="play", interval=800, loop_policy="once", width=320),
-                   w.IntSlider.from_param(s.param.label_update, name="label update", width=240)),
-            s.label_status, s.label_plots, s.label_quality_plot)),
-        ("Clusters", _tab(TEXT["clusters"], w.Select.from_param(s.param.cluster, name="cluster"),
-                          pn.Row(s.cluster_plot, s.cluster_table), s.cluster_gallery)),
-        ("SCAM", _tab(TEXT["scam"], pn.Row(w.Select.from_param(s.param.split, name="split"),
-                                           w.Select.from_param(s.param.image, name="image")),
-                      s.scam_plots, s.scam_toggle)),
+        ("Label evolution", _tab(TEXT["labels"], labels, s.label_status, s.label_plots, s.label_quality_plot)),
+        ("Clusters", _tab(TEXT["clusters"], _rebuilt(lambda: w.Select.from_param(p.cluster, name="cluster"), p.run),
+                          _controls(s.cluster_plot, s.cluster_table), s.cluster_gallery)),
+        ("SCAM", _tab(TEXT["scam"], _controls(w.Select.from_param(p.split, name="split", width=160), images()),
+                      s.scam_toggle, s.scam_plots)),
         ("Attributions", _tab(
             TEXT["attributions"],
-            pn.Row(w.Select.from_param(s.param.split, name="split"), w.Select.from_param(s.param.image, name="image"),
-                   w.Select.from_param(s.param.model, name="model"), w.Select.from_param(s.param.method, name="method"),
-                   w.Select.from_param(s.param.wrt, name="w.r.t.")),
-            pn.Row(w.IntInput.from_param(s.param.target_y, name="target y"),
-                   w.IntInput.from_param(s.param.target_x, name="target x"),
-                   w.IntSlider.from_param(s.param.radius, name="window radius")),
+            _controls(w.Select.from_param(p.split, name="split", width=160), images(),
+                      _rebuilt(lambda: w.Select.from_param(p.model, name="model", width=160), p.run),
+                      w.Select.from_param(p.method, name="method", width=200),
+                      _rebuilt(lambda: w.Select.from_param(p.wrt, name="w.r.t.", width=160), p.run, p.model, p.method)),
+            _controls(w.IntInput.from_param(p.target_y, name="target y", width=160),
+                      w.IntInput.from_param(p.target_x, name="target x", width=160),
+                      w.IntSlider.from_param(p.radius, name="window radius", width=220)),
             s.attribution_plot)),
         ("Comparison", _tab(TEXT["compare"], s.comparison_table)),
         dynamic=True,  # a tab computes its views when first opened
     )
-    header = pn.Row(pn.pane.Markdown("## semprior dashboard"), w.Select.from_param(s.param.run, name="run", width=420))
+    header = pn.Row(pn.pane.Markdown("## semprior dashboard"), w.Select.from_param(p.run, name="run", width=420))
     return pn.Column(header, tabs, sizing_mode="stretch_width")
 
 

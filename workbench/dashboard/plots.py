@@ -1,5 +1,10 @@
 """HoloViews (Bokeh) plots of the inspection views: layout only, every number comes from
-:mod:`workbench.inspect`."""
+:mod:`workbench.inspect`.
+
+Image panels flow in a :class:`panel.FlexBox`, so that a row of them wraps instead of widening the page.
+Plot coordinates are image pixels with the image's top row at the top: pixel (row r, column c) covers
+x ∈ [c, c + 1], y ∈ [top − r − 1, top − r].
+"""
 
 from __future__ import annotations
 
@@ -14,75 +19,113 @@ from PIL import Image
 
 from workbench.inspect.imaging import contour, overlay
 
-SIDE = 300  # pixels of an image panel
+SIDE = 260  # pixels of an image panel
+TITLE = {"title": "9pt", "legend": "8pt"}  # one font size for every panel's title
+PSEUDO_MASK, POINT, GT = "#ff8c00", "#19ff33", "#00e6ff"  # the colours of imaging.overlay
 
 
-def _frame(img: np.ndarray, scale: int = 1) -> dict[str, Any]:
-    # Array row 0 is the image's top row (y = height), as image viewers show it; ``scale`` maps the cells of a
-    # coarser map (a feature stride) onto image pixels, so maps of different stages line up.
+def _bounds(img: np.ndarray, scale: int = 1) -> tuple[int, int, int, int]:
+    # ``scale`` maps the cells of a coarser map (a feature stride) onto image pixels, so that maps of
+    # different stages line up with the image and its marks.
     h, w = img.shape[:2]
-    return {"bounds": (0, 0, w * scale, h * scale)}
+    return 0, 0, w * scale, h * scale
 
 
 def _image_opts(title: str, img: np.ndarray) -> dict[str, Any]:
     h, w = img.shape[:2]
     return {"title": title, "frame_width": SIDE, "frame_height": max(40, round(SIDE * h / w)),
-            "xaxis": None, "yaxis": None, "toolbar": "above", "fontsize": {"title": "9pt"}}
+            "xaxis": None, "yaxis": None, "toolbar": "above", "fontsize": TITLE}
 
 
-def rgb(img: np.ndarray, title: str) -> hv.RGB:
-    """An (H, W, 3) uint8 image."""
-    return hv.RGB(img, **_frame(img)).opts(**_image_opts(title, img))
+def rgb(img: np.ndarray, title: str, bounds: tuple[int, int, int, int] | None = None) -> hv.RGB:
+    """An (H, W, 3) uint8 image, placed at ``bounds`` (left, bottom, right, top; default: its own size)."""
+    return hv.RGB(img, bounds=bounds or _bounds(img)).opts(**_image_opts(title, img))
 
 
-def scalar(img: np.ndarray, title: str, cmap: str = "magma", clim: tuple[float, float] | None = None,
+def scalar(img: np.ndarray, title: str, label: str, cmap: str = "magma", clim: tuple[float, float] | None = None,
            symmetric: bool = False, scale: int = 1) -> hv.Image:
-    """A scalar map with a colour bar; ``symmetric`` centres a diverging colour map on 0; ``scale``: image
-    pixels per cell."""
+    """A scalar map with a colour bar titled ``label``; ``symmetric`` centres a diverging colour map on 0;
+    ``scale``: image pixels per cell."""
     a = np.asarray(img, dtype=np.float64)
     if symmetric:
         lim = float(np.abs(a).max()) or 1.0
         clim = (-lim, lim)
-    opts = _image_opts(title, a) | {"cmap": cmap, "colorbar": True, "tools": ["hover"]}
+    opts = _image_opts(title, a) | {"cmap": cmap, "colorbar": True, "clabel": label, "tools": ["hover"]}
     if clim is not None:
         opts["clim"] = clim
-    return hv.Image(a, **_frame(a, scale)).opts(**opts)
+    return hv.Image(a, bounds=_bounds(a, scale), vdims=[label]).opts(**opts)
 
 
-def probability(img: np.ndarray, title: str) -> hv.Image:
-    return scalar(img, title, clim=(0.0, 1.0))
+def probability(img: np.ndarray, title: str, label: str = "probability") -> hv.Image:
+    return scalar(img, title, label, clim=(0.0, 1.0))
 
 
-def curves(series: list[dict[str, Any]], group: str, title: str, marker: int | None = None) -> hv.Overlay:
-    """Lines of ``series`` entries (``name``, ``epoch``/``x``, ``value``) of one ``group``; optional vertical line."""
-    parts = [hv.Curve((s["epoch"], s["value"]), "epoch", "value", label=s["name"]).opts(tools=["hover"])
+def marks(top: int, points: np.ndarray | None = None, outline: np.ndarray | None = None,
+          mask_legend: bool = False) -> list[hv.Element]:
+    """Vector marks in a panel whose image is ``top`` pixels high: hollow squares around the point labels
+    and the ground-truth ``outline`` on pixel edges (:func:`~workbench.inspect.imaging.outline_segments`),
+    so neither hides the pseudo-mask underneath; ``mask_legend`` adds a legend entry for the orange mask."""
+    out = []
+    if mask_legend:  # no data: the mask is painted into the image; this is its legend entry only
+        out.append(hv.Points([], label="pseudo-mask").opts(color=PSEUDO_MASK, marker="square", size=10))
+    if outline is not None and len(outline):
+        y0, x0, y1, x1 = np.asarray(outline, dtype=np.float64).T
+        out.append(hv.Segments((x0, top - y0, x1, top - y1), label="ground truth (diagnostic)").opts(
+            color=GT, line_width=2))
+    if points is not None and len(points):
+        ys, xs = np.asarray(points, dtype=np.float64).reshape(-1, 2).T
+        out.append(hv.Points((xs + 0.5, top - ys - 0.5), label="point label").opts(
+            marker="square", size=14, fill_alpha=0, line_color=POINT, color=POINT, line_width=2))
+    return out
+
+
+def marked(base: hv.Element, extra: list[hv.Element], legend: bool = True) -> hv.Overlay:
+    """``base`` with ``extra`` marks on top, the legend below the panel (or none)."""
+    return hv.Overlay([base, *extra]).opts(show_legend=legend and bool(extra), legend_position="bottom",
+                                           fontsize=TITLE)
+
+
+def flow(*panels: hv.core.Dimensioned) -> pn.FlexBox:
+    """Panels side by side with their own axes, wrapping onto the next line when the window is narrower
+    than the row."""
+    return pn.FlexBox(*[pn.pane.HoloViews(p, linked_axes=False) for p in panels], sizing_mode="stretch_width")
+
+
+def curves(series: list[dict[str, Any]], group: str, title: str, ylabel: str, marker: int | None = None,
+           ylim: tuple[float | None, float | None] = (None, None), xlabel: str = "epoch") -> hv.Overlay:
+    """Lines of ``series`` entries (``name``, ``epoch``, ``value``) of one ``group``; optional vertical line."""
+    parts = [hv.Curve((s["epoch"], s["value"]), xlabel, ylabel, label=s["name"]).opts(tools=["hover"])
              for s in series if s["group"] == group]
-    parts += [hv.Scatter((s["epoch"], s["value"]), "epoch", "value", label=s["name"]).opts(size=5)
+    parts += [hv.Scatter((s["epoch"], s["value"]), xlabel, ylabel, label=s["name"]).opts(size=5)
               for s in series if s["group"] == group and len(s["epoch"]) == 1]  # one point draws no line
     if marker is not None:
         parts.append(hv.VLine(marker).opts(color="orange", line_dash="dashed"))
     if not parts:
-        parts = [hv.Curve([], "epoch", "value")]
-    return hv.Overlay(parts).opts(title=title, frame_width=380, frame_height=220, legend_position="right",
-                                  fontsize={"title": "10pt", "legend": "8pt"})
+        parts = [hv.Curve([], xlabel, ylabel)]
+    return hv.Overlay(parts).opts(title=title, frame_width=360, frame_height=200, legend_position="right",
+                                  ylim=ylim, fontsize={"title": "10pt", "legend": "8pt"})
 
 
-def side_by_side(*plots: hv.core.Dimensioned) -> hv.Layout:
-    """Plots in a row with their own axes (their ranges mean different things)."""
-    return hv.Layout(list(plots)).cols(len(plots)).opts(shared_axes=False)
-
-
-def label_layout(frame: dict[str, Any]) -> hv.Layout:
-    """Overlay (pseudo-mask, points, GT contour), the pseudo-mask, and each network's prediction."""
-    iou = frame["iou_vs_gt"]
+def label_layout(frame: dict[str, Any]) -> pn.FlexBox:
+    """The image with its pseudo-mask and point labels; a close-up with the ground-truth outline and a
+    legend; the pseudo-mask alone; each network's prediction."""
+    image, mask, iou = frame["image"], frame["pseudo_mask"], frame["iou_vs_gt"]
+    top = image.shape[0]
+    ys, xs = frame["zoom"]
+    painted = overlay(image, mask, alpha=0.7)
+    zoom = (xs.start, top - ys.stop, xs.stop, top - ys.start)
+    close_up = marked(rgb(painted[ys, xs], f"close-up · {frame['caption']}", bounds=zoom),
+                      marks(top, frame["points"], frame["gt_outline"], mask_legend=True))
+    close_up = close_up.opts(xlim=(zoom[0], zoom[2]), ylim=(zoom[1], zoom[3]))  # marks outside stay outside
     panels = [
-        rgb(overlay(frame["image"], frame["pseudo_mask"], frame["gt_contour"], frame["points"]),
-            f"{frame['key']} · update {frame['update']} (epoch {frame['epoch']})"),
-        probability(frame["pseudo_mask"], f"pseudo-mask · area {frame['area']}"
-                    + ("" if iou is None else f" · IoU vs GT {iou:.2f}")),
+        marked(rgb(painted, f"{frame['key']} · {frame['caption']}"), marks(top, frame["points"]), legend=False),
+        close_up,
+        probability(mask, f"pseudo-mask · area {frame['area']} px" + ("" if iou is None else f" · IoU vs GT {iou:.2f}"),
+                    "pseudo-mask value"),
     ]
-    panels += [probability(p, f"{name} · {frame['checkpoint']}") for name, p in frame["predictions"].items()]
-    return hv.Layout(panels).cols(4)
+    panels += [probability(p, f"{name} · {frame['checkpoint']}", f"{name} probability")
+               for name, p in frame["predictions"].items()]
+    return flow(*panels)
 
 
 def gallery(items: list[dict[str, Any]], size: int = 150) -> pn.FlexBox:
@@ -96,32 +139,44 @@ def gallery(items: list[dict[str, Any]], size: int = 150) -> pn.FlexBox:
     return pn.FlexBox(*cards, css_classes=["cluster-gallery"])
 
 
-def scam_layout(layers: list[dict[str, Any]]) -> hv.Layout:
-    panels = []
+def scam_layout(layers: list[dict[str, Any]], points: np.ndarray) -> pn.Column:
+    """One row per modulated stage: g·γ, g·β and the relative feature change (point labels marked), and
+    the gate values."""
+    rows = []
     for layer in layers:
         tag = f"stage {layer['stage']} ← VFM block {layer['vfm_layer']}"
-        panels += [
-            scalar(layer["gamma"], f"{tag}: g·γ", "RdBu_r", symmetric=True, scale=layer["stride"]),
-            scalar(layer["beta"], f"{tag}: g·β", "RdBu_r", symmetric=True, scale=layer["stride"]),
-            scalar(layer["change"], f"{tag}: |ΔF| / mean|F|", "viridis", scale=layer["stride"]),
-            hv.Bars(list(enumerate(layer["gate"].tolist())), f"channel (stage {layer['stage']})", "gate").opts(
-                title=f"{tag}: gate g", frame_width=SIDE, frame_height=SIDE // 2, tools=["hover"], ylim=(-1, 1)),
-        ]
-    return hv.Layout(panels).cols(4).opts(shared_axes=False)
+        top = layer["gamma"].shape[0] * layer["stride"]
+        maps = [scalar(layer["gamma"], f"{tag}: g·γ", "g·γ (channel mean)", "RdBu_r", symmetric=True,
+                       scale=layer["stride"]),
+                scalar(layer["beta"], f"{tag}: g·β", "g·β (channel mean)", "RdBu_r", symmetric=True,
+                       scale=layer["stride"]),
+                scalar(layer["change"], f"{tag}: |ΔF| / mean|F|", "relative change", "viridis",
+                       scale=layer["stride"])]
+        gate = hv.Bars(list(enumerate(layer["gate"].tolist())), f"channel (stage {layer['stage']})", "gate g").opts(
+            title=f"{tag}: gate g", frame_width=SIDE, frame_height=SIDE // 2, tools=["hover"], ylim=(-1, 1),
+            fontsize=TITLE)
+        rows.append(flow(*[marked(m, marks(top, points), legend=False) for m in maps], gate))
+    return pn.Column(*rows, sizing_mode="stretch_width")
 
 
-def toggle_layout(d: dict[str, Any]) -> hv.Layout:
-    panels = [rgb(overlay(d["image"]), d["key"]), probability(d["with_scam"], "teacher, SCAM on"),
-              probability(d["without_scam"], "teacher, SCAM off"),
-              scalar(d["difference"], "on − off (colour scale fitted)", "RdBu_r", symmetric=True)]
+def toggle_layout(d: dict[str, Any]) -> pn.FlexBox:
+    """The image with its targets, the teacher with and without SCAM, their difference, and the student."""
+    top = d["image"].shape[0]
+    on_off = [probability(d["with_scam"], "teacher, SCAM on", "teacher probability"),
+              probability(d["without_scam"], "teacher, SCAM off", "teacher probability"),
+              scalar(d["difference"], "on − off (colour scale fitted)", "probability difference", "RdBu_r",
+                     symmetric=True)]
     if d["student"] is not None:
-        panels.append(probability(d["student"], "student (no VFM)"))
-    return hv.Layout(panels).cols(4)
+        on_off.append(probability(d["student"], "student (no VFM)", "student probability"))
+    image = marked(rgb(overlay(d["image"]), f"{d['key']} · targets"), marks(top, d["points"], d["gt_outline"]))
+    return flow(image, *[marked(p, marks(top, d["points"]), legend=False) for p in on_off])
 
 
-def attribution_layout(d: dict[str, Any]) -> hv.Layout:
+def attribution_layout(d: dict[str, Any]) -> pn.FlexBox:
     y, x = d["target"]
     panels = [rgb(overlay(d["image"], outline=contour(d["window"])), f"{d['key']} · target (y={y}, x={x})"),
-              scalar(d["map"], f"{d['method']} · {d['model']} · w.r.t. {d['wrt']}", "RdBu_r", symmetric=True)]
-    panels += [scalar(m, f"VFM block {block}", "RdBu_r", symmetric=True) for block, m in d["layers"].items()]
-    return hv.Layout(panels).cols(4)
+              scalar(d["map"], f"{d['method']} · {d['model']} · w.r.t. {d['wrt']}", "attribution", "RdBu_r",
+                     symmetric=True)]
+    panels += [scalar(m, f"VFM block {block}", f"attribution (VFM block {block})", "RdBu_r", symmetric=True)
+               for block, m in d["layers"].items()]
+    return flow(*panels)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from semprior_core.explain import (
+    METHODS,
     AttributionOptions,
     Target,
     attribute,
@@ -25,6 +26,15 @@ def default_target(run: str | Path | RunHandle, image: int | str, split: str = "
         return int(pts[0][0]), int(pts[0][1])
     hh, ww = h.bank(split).shape(index)
     return hh // 2, ww // 2
+
+
+def attribution_inputs(run: str | Path | RunHandle, model: str | None, method: str) -> list[str]:
+    """What ``model`` can be explained with respect to by ``method``: the image always; the VFM features
+    entering SCAM for a SCAM teacher, except with Grad-CAM (it explains an encoder layer, not an input)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown attribution method {method!r}; use one of {', '.join(METHODS)}")
+    vfm = model == "teacher" and method != "gradcam" and open_run(run).has_scam()
+    return ["image", "vfm"] if vfm else ["image"]
 
 
 def attributions(
@@ -53,6 +63,9 @@ def attributions(
     model = model or (nets[0] if nets else "student")
     if model not in nets:
         raise ValueError(f"{h.name}: no network {model!r}; it holds {', '.join(nets) or 'none yet'}")
+    if wrt not in attribution_inputs(h, model, method):
+        raise ValueError(f"{method} cannot explain the {model} w.r.t. {wrt!r}; it can w.r.t. "
+                         f"{' or '.join(attribution_inputs(h, model, method))}")
     index = h.index(split, image)
     shape = h.bank(split).shape(index)
     point = tuple(int(v) for v in target) if target is not None else default_target(h, index, split)

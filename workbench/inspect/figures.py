@@ -6,9 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from .imaging import contour, overlay
+
+PSEUDO_MASK, POINT, GT = "#ff8c00", "#19ff33", "#00e6ff"  # the colours of imaging.overlay
 
 
 def _figure(rows: int, cols: int, width: float = 3.0, height: float = 3.0) -> tuple[Figure, np.ndarray]:
@@ -17,36 +21,71 @@ def _figure(rows: int, cols: int, width: float = 3.0, height: float = 3.0) -> tu
     return fig, np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
 
 
-def _show(ax, img, title: str, **kw) -> None:
-    ax.imshow(img, **({"cmap": "gray"} | kw))
+def _show(ax, img, title: str, colorbar: str | None = None, **kw):
+    """``img`` on ``ax`` (grey unless ``cmap`` is given), with a colour bar labelled ``colorbar``."""
+    im = ax.imshow(img, **({"cmap": "gray"} | kw))
     ax.set_title(title, fontsize=8)
     ax.axis("off")
+    if colorbar is not None:
+        ax.figure.colorbar(im, ax=ax, shrink=0.8).set_label(colorbar, fontsize=7)
+    return im
+
+
+def _signed(ax, img, title: str, label: str):
+    """A signed map on a diverging colour scale centred on 0, with its colour bar."""
+    lim = float(np.abs(img).max()) or 1.0
+    return _show(ax, img, title, label, cmap="RdBu_r", vmin=-lim, vmax=lim)
+
+
+def _marks(ax, points: np.ndarray | None = None, outline: np.ndarray | None = None) -> None:
+    """Hollow green squares around the point labels and the ground-truth outline in cyan on pixel edges,
+    so that neither hides the pseudo-mask (imshow centres pixel (r, c) on (c, r))."""
+    if outline is not None and len(outline):
+        y0, x0, y1, x1 = np.asarray(outline, dtype=np.float64).T - 0.5
+        ax.add_collection(LineCollection(np.stack([np.stack([x0, y0], 1), np.stack([x1, y1], 1)], 1),
+                                         colors=GT, linewidths=1.2, label="ground truth (diagnostic)"))
+    if points is not None and len(points):
+        ys, xs = np.asarray(points).reshape(-1, 2).T
+        ax.scatter(xs, ys, s=60, marker="s", facecolors="none", edgecolors=POINT, linewidths=1.2, label="point label")
 
 
 def label_figure(frame: dict[str, Any]) -> Figure:
-    """Image with pseudo-mask, points and GT contour; the pseudo-mask; each network's prediction."""
+    """Image with pseudo-mask and point labels; a close-up with the GT outline and a legend; the pseudo-mask;
+    each network's prediction."""
     preds = frame["predictions"]
-    fig, axes = _figure(1, 2 + len(preds))
+    fig, axes = _figure(1, 3 + len(preds))
     ax = axes[0]
-    _show(ax[0], overlay(frame["image"], frame["pseudo_mask"], frame["gt_contour"], frame["points"]),
-          f"{frame['key']}\nupdate {frame['update']}/{frame['updates'] - 1} (epoch {frame['epoch']})")
+    painted = overlay(frame["image"], frame["pseudo_mask"], alpha=0.7)
+    _show(ax[0], painted, f"{frame['key']}\n{frame['caption']}")
+    _marks(ax[0], frame["points"])
+    ys, xs = frame["zoom"]
+    _show(ax[1], painted, f"close-up\n{frame['caption']}")
+    _marks(ax[1], frame["points"], frame["gt_outline"])
+    ax[1].set(xlim=(xs.start - 0.5, xs.stop - 0.5), ylim=(ys.stop - 0.5, ys.start - 0.5))
+    handles = [Patch(color=PSEUDO_MASK, label="pseudo-mask"), *ax[1].get_legend_handles_labels()[0]]
+    ax[1].legend(handles=handles, fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.02), frameon=False)
     iou = frame["iou_vs_gt"]
-    _show(ax[1], frame["pseudo_mask"], f"pseudo-mask, area {frame['area']}"
-          + ("" if iou is None else f"\nIoU vs GT {iou:.2f} (diagnostic)"), vmin=0, vmax=1, cmap="magma")
-    for a, (name, prob) in zip(ax[2:], preds.items()):
-        _show(a, prob, f"{name} probability\n{frame['checkpoint']}", vmin=0, vmax=1, cmap="magma")
+    _show(ax[2], frame["pseudo_mask"], f"pseudo-mask, area {frame['area']} px"
+          + ("" if iou is None else f"\nIoU vs GT {iou:.2f} (diagnostic)"), "pseudo-mask value",
+          vmin=0, vmax=1, cmap="magma")
+    for a, (name, prob) in zip(ax[3:], preds.items()):
+        _show(a, prob, f"{name} probability\n{frame['checkpoint']}", "probability", vmin=0, vmax=1, cmap="magma")
     return fig
 
 
 def quality_figure(rows: list[dict[str, Any]], current: int | None = None) -> Figure:
-    """Mean IoU vs GT (diagnostic) and mean area of the pseudo-masks per update."""
+    """Mean IoU vs GT (diagnostic, on a fixed 0–1 axis) and mean area of the pseudo-masks per update."""
     fig, axes = _figure(1, 2, 4.0, 2.6)
     ups = [r["update"] for r in rows]
-    for ax, key, title in zip(axes[0], ("mean_iou_vs_gt", "mean_area"), ("mean IoU vs GT (diagnostic)", "mean area (px)")):
+    over = f"mean over {rows[0]['images']} training images" if rows else ""
+    for ax, key, title, ylim in zip(axes[0], ("mean_iou_vs_gt", "mean_area"), ("IoU vs GT (diagnostic)", "area (px)"),
+                                    ((0, 1), (0, None))):
         ax.plot(ups, [np.nan if r[key] is None else r[key] for r in rows], marker="o")
         if current is not None:
             ax.axvline(current, color="tab:orange", ls="--")
-        ax.set(title=title, xlabel="label update")
+        ax.set(title=f"pseudo-mask {title}\n{over}", xlabel="label update", ylabel=title)
+        ax.set_ylim(*ylim)
+        ax.title.set_fontsize(8)
     return fig
 
 
@@ -93,27 +132,29 @@ def scam_figure(layers: list[dict[str, Any]]) -> Figure:
     fig, axes = _figure(max(1, len(layers)), 4, 2.6, 2.4)
     for ax, layer in zip(axes, layers):
         tag = f"stage {layer['stage']} (VFM block {layer['vfm_layer']})"
-        for a, key, cmap in zip(ax[:3], ("gamma", "beta", "change"), ("RdBu_r", "RdBu_r", "viridis")):
-            m = layer[key]
-            lim = float(np.abs(m).max()) or 1.0
-            kw = {"vmin": -lim, "vmax": lim} if cmap == "RdBu_r" else {}
-            _show(a, m, f"{tag}\n{'g·γ' if key == 'gamma' else 'g·β' if key == 'beta' else '|ΔF| / mean|F|'}",
-                  cmap=cmap, **kw)
+        _signed(ax[0], layer["gamma"], f"{tag}\ng·γ", "g·γ (channel mean)")
+        _signed(ax[1], layer["beta"], f"{tag}\ng·β", "g·β (channel mean)")
+        _show(ax[2], layer["change"], f"{tag}\n|ΔF| / mean|F|", "relative change", cmap="viridis")
         ax[3].bar(np.arange(len(layer["gate"])), layer["gate"])
-        ax[3].set_title("gate g per channel", fontsize=8)
+        ax[3].set_ylim(-1, 1)
+        ax[3].set_title(f"{tag}\ngate g per channel", fontsize=8)
+        ax[3].set_xlabel("channel", fontsize=7)
+        ax[3].set_ylabel("gate g", fontsize=7)
     return fig
 
 
 def toggle_figure(d: dict[str, Any]) -> Figure:
-    """The teacher with SCAM, without SCAM, their difference, and the student."""
-    panels = [("image", d["image"], {}), ("teacher, SCAM on", d["with_scam"], {"vmin": 0, "vmax": 1}),
-              ("teacher, SCAM off", d["without_scam"], {"vmin": 0, "vmax": 1}),
-              ("on − off", d["difference"], {"cmap": "RdBu_r", "vmin": -1, "vmax": 1})]
+    """The image with its targets, the teacher with SCAM, without SCAM, their difference, and the student."""
+    prob = {"cmap": "magma", "vmin": 0, "vmax": 1, "colorbar": "probability"}
+    panels = [("teacher, SCAM on", d["with_scam"], prob), ("teacher, SCAM off", d["without_scam"], prob),
+              ("on − off", d["difference"], {"cmap": "RdBu_r", "vmin": -1, "vmax": 1, "colorbar": "difference"})]
     if d["student"] is not None:
-        panels.append(("student", d["student"], {"vmin": 0, "vmax": 1}))
-    fig, axes = _figure(1, len(panels), 2.6, 2.6)
-    for ax, (title, img, kw) in zip(axes[0], panels):
-        _show(ax, img, f"{d['key']}\n{title}" if title == "image" else title, **({"cmap": "magma"} | kw))
+        panels.append(("student", d["student"], prob))
+    fig, axes = _figure(1, 1 + len(panels), 2.6, 2.6)
+    _show(axes[0, 0], d["image"], f"{d['key']}\nimage and targets")
+    _marks(axes[0, 0], d["points"], d["gt_outline"])
+    for ax, (title, img, kw) in zip(axes[0, 1:], panels):
+        _show(ax, img, title, **kw)
     return fig
 
 
@@ -122,9 +163,8 @@ def attribution_figure(d: dict[str, Any]) -> Figure:
     fig, axes = _figure(1, 2, 3.2, 3.2)
     y, x = d["target"]
     _show(axes[0, 0], overlay(d["image"], outline=contour(d["window"])), f"{d['key']}\ntarget (y={y}, x={x})")
-    lim = float(np.abs(d["map"]).max()) or 1.0
-    _show(axes[0, 1], d["map"], f"{d['method']} · {d['model']} · w.r.t. {d['wrt']}\n"
-          f"{100 * d['mass_inside']:.0f} % of positive mass in the window", cmap="RdBu_r", vmin=-lim, vmax=lim)
+    _signed(axes[0, 1], d["map"], f"{d['method']} · {d['model']} · w.r.t. {d['wrt']}\n"
+            f"{100 * d['mass_inside']:.0f} % of positive mass in the window", "attribution")
     return fig
 
 

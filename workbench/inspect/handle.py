@@ -172,12 +172,13 @@ DEMO_RUN = Path("runs") / "demo"  # where `semprior demo` writes
 
 def default_run_path() -> str:
     """The run notebooks open first: ``$SEMPRIOR_RUN``, else the demo run found from the working directory or
-    one of its parents (Jupyter starts kernels in the notebook's folder), else ``runs/demo``."""
+    one of its parents (Jupyter starts kernels in the notebook's folder), else ``runs/demo``. A found run is
+    given relative to the working directory, so that an exported notebook holds no absolute path."""
     if os.environ.get("SEMPRIOR_RUN"):
         return os.environ["SEMPRIOR_RUN"]
     for base in (Path.cwd(), *Path.cwd().parents):
         if (base / DEMO_RUN / "config.yaml").is_file():
-            return str(base / DEMO_RUN)
+            return os.path.relpath(base / DEMO_RUN)
     return str(DEMO_RUN)
 
 

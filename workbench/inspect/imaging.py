@@ -13,6 +13,26 @@ def contour(mask: np.ndarray) -> np.ndarray:
     return np.argwhere(m & ~inner).astype(np.int64)
 
 
+def outline_segments(mask: np.ndarray) -> np.ndarray:
+    """(K, 4) pixel edges (y0, x0, y1, x1) between ``mask > 0.5`` and the background, in pixel-corner
+    coordinates (pixel (r, c) spans [r, r + 1] × [c, c + 1]): an outline drawn there never covers a mask pixel."""
+    m = np.pad(np.asarray(mask) > 0.5, 1)
+    core = m[1:-1, 1:-1]
+    edges = []
+    for dy, dx, seg in ((-1, 0, (0, 0, 0, 1)), (1, 0, (1, 0, 1, 1)), (0, -1, (0, 0, 1, 0)), (0, 1, (0, 1, 1, 1))):
+        rs, cs = np.nonzero(core & ~m[1 + dy : m.shape[0] - 1 + dy, 1 + dx : m.shape[1] - 1 + dx])
+        edges.append(np.stack([rs + seg[0], cs + seg[1], rs + seg[2], cs + seg[3]], axis=1))
+    return np.concatenate(edges).astype(np.int64)
+
+
+def window_around(centre: tuple[int, int], shape: tuple[int, int], size: int) -> tuple[slice, slice]:
+    """A ``size``² window (clipped to an image of ``shape``) centred on ``centre`` (y, x)."""
+    (cy, cx), (h, w) = centre, shape
+    y0 = min(max(cy - size // 2, 0), max(h - size, 0))
+    x0 = min(max(cx - size // 2, 0), max(w - size, 0))
+    return slice(y0, y0 + size), slice(x0, x0 + size)
+
+
 def to_unit(image: np.ndarray) -> np.ndarray:
     """Min-max scale to [0, 1] for display (a constant image becomes 0)."""
     a = np.asarray(image, dtype=np.float32)

@@ -10,7 +10,7 @@ import numpy as np
 from semprior_core.metrics import components
 
 from .handle import RunHandle, open_run
-from .imaging import contour
+from .imaging import contour, window_around
 
 
 def example_keys(run: str | Path | RunHandle, n: int = 4, seed: int = 0, split: str = "test") -> list[str]:
@@ -24,10 +24,8 @@ def target_window(mask: np.ndarray, size: int) -> tuple[slice, slice]:
     """A ``size``² window (clipped to the image) centred on the largest ground-truth target, else the centre."""
     h, w = mask.shape
     _, n, centroids, areas = components(mask > 0.5)
-    cy, cx = (int(round(c)) for c in centroids[np.argmax(areas)]) if n else (h // 2, w // 2)
-    y0 = min(max(cy - size // 2, 0), max(h - size, 0))
-    x0 = min(max(cx - size // 2, 0), max(w - size, 0))
-    return slice(y0, y0 + size), slice(x0, x0 + size)
+    centre = tuple(int(round(c)) for c in centroids[np.argmax(areas)]) if n else (h // 2, w // 2)
+    return window_around(centre, (h, w), size)
 
 
 def example_predictions(runs: dict[str, str | Path | RunHandle], keys: list[str], which: str = "student",

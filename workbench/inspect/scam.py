@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .handle import RunHandle, open_run
+from .imaging import outline_segments
 
 
 def _crop(t, shape: tuple[int, int], stride: int) -> np.ndarray:
@@ -51,14 +52,18 @@ def scam_maps(run: str | Path | RunHandle, image: int | str, split: str = "test"
 
 def scam_toggle(run: str | Path | RunHandle, image: int | str, split: str = "test") -> dict[str, Any]:
     """The teacher's probability map with and without SCAM (and the student's, when there is one):
-    ``key``, ``image``, ``with_scam``, ``without_scam``, ``difference`` (with − without), ``student``
-    (or None). Raises ValueError for runs without a SCAM teacher."""
+    ``key``, ``image``, ``points`` (N, 2) and ``gt_outline`` (:func:`~.imaging.outline_segments`, or None
+    without a dense mask) to relate the maps to the targets, ``with_scam``, ``without_scam``,
+    ``difference`` (with − without), ``student`` (or None). Raises ValueError for runs without a SCAM teacher."""
     h = open_run(run)
     if not h.has_scam():
         raise ValueError(f"{h.name}: the run has no SCAM teacher (supervised run, or no VFM)")
     index = h.index(split, image)
     on, off = h.predict("teacher", split, index, scam=True), h.predict("teacher", split, index, scam=False)
+    bank = h.bank(split)
     return {
-        "key": h.keys(split)[index], "image": h.bank(split).image(index), "with_scam": on, "without_scam": off,
+        "key": h.keys(split)[index], "image": bank.image(index), "points": h.points(split, index),
+        "gt_outline": outline_segments(bank.mask(index)) if bank.has_mask(index) else None,
+        "with_scam": on, "without_scam": off,
         "difference": on - off, "student": h.predict("student", split, index) if "student" in h.networks() else None,
     }
