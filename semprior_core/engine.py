@@ -42,19 +42,12 @@ from .data.catalog import DataSplits, build_splits, folders_of, load_points
 from .data.dataset import CropDataset, ImageBank, Normalization, collate, epoch_plan
 from .device import autocast, epoch_seed, make_scaler, resolve_device, seed_everything
 from .inference import to_device
-from .io import (
-    DataError,
-    append_jsonl,
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_text,
-    read_jsonl,
-    read_text,
-)
+from .io import DataError, atomic_write_bytes, read_jsonl, read_text
 from .method import create_method
 from .method.base import Context, Method
 from .method.supervision import Supervision
 from .metrics import MetricAccumulator
+from .run_dir import SPLITS, RunDir
 from .run_identity import check_checkpoint_of, new_run_id, read_run_record
 from .run_policy import selection_for
 from .selection import point_scores
@@ -113,9 +106,9 @@ def prepare_run_dir(run_dir: Path, resume: bool) -> int:
     releases it): two trainings into one folder would interleave ``metrics.jsonl`` and each other's
     checkpoints. The lock is on the folder itself, so taking it creates no file: a refused resume leaves the
     run byte-identical."""
-    if run_dir.exists() and not resume and (run_dir / "last.pt").exists():
+    if run_dir.exists() and not resume and RunDir(run_dir).last.exists():
         raise TrainingError(f"{run_dir}: already holds a run (last.pt); use --resume or another --out")
-    if resume and not (run_dir / "last.pt").exists():
+    if resume and not RunDir(run_dir).last.exists():
         raise TrainingError(f"{run_dir}: nothing to resume (no last.pt)")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -176,6 +169,7 @@ class Trainer:
 
     def __init__(self, cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True):
         self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
+        self.files = RunDir(self.run_dir)  # every path of the run, and its writes
         self.rank, self.world = dist.rank(), dist.world_size()
         if self.rank == 0:
             self._lock = prepare_run_dir(self.run_dir, resume)  # held until close() or the end of the process
@@ -209,11 +203,11 @@ class Trainer:
         if cfg.method.supervision != "full" or self.selection.metric == "point_f1":
             points = load_points(cfg.data, folders_of(cfg.data, self.splits))
         self.points = points
-        self.supervision = Supervision(cfg, self.train_bank, points, self.run_dir / "labels" if self.rank == 0 else None)
+        self.supervision = Supervision(cfg, self.train_bank, points, self.files.labels if self.rank == 0 else None)
         self.val_supervision = Supervision(cfg, self.val_bank, points, None) if points is not None else None
 
         ctx = Context(
-            cfg=cfg, device=self.device, run_dir=self.run_dir, train_bank=self.train_bank, val_bank=self.val_bank,
+            cfg=cfg, device=self.device, run_dir=self.files, train_bank=self.train_bank, val_bank=self.val_bank,
             norm=self.norm, supervision=self.supervision, rank=self.rank, world_size=self.world,
         )
         from .vfm.cache import features_for  # lazy: importing the engine alone does not load the VFM stack
@@ -238,9 +232,7 @@ class Trainer:
 
     # -- run directory -------------------------------------------------------------------
     def _write_config(self) -> None:
-        import yaml
-
-        atomic_write_text(self.run_dir / "config.yaml", yaml.safe_dump(config_dict(self.cfg), sort_keys=False))
+        self.files.write_config(config_dict(self.cfg))
 
     def _start_run(self) -> None:
         self._write_run_files()
@@ -250,12 +242,9 @@ class Trainer:
     def _write_run_files(self) -> None:
         self._write_config()
         env = environment() | {"device": str(self.device), "seed": self.cfg.train.seed, "world_size": self.world}
-        atomic_write_json(self.run_dir / "environment.json", env)
-        for name in ("train", "val", "test"):
-            keys = [r.key for r in self.splits.get(name)]
-            atomic_write_text(self.run_dir / "splits" / f"{name}.txt", "\n".join(keys) + "\n")
-        atomic_write_json(
-            self.run_dir / "run.json",
+        self.files.write_environment(env)
+        self.files.write_splits({name: [r.key for r in self.splits.get(name)] for name in SPLITS})
+        self.files.write_info(
             {
                 "kind": "trained",
                 "method": self.cfg.method.name,
@@ -272,18 +261,18 @@ class Trainer:
         """last.pt first: a resume starts from it and rebuilds the rest from it (metrics.jsonl, and best.pt by
         :meth:`_repair_best`), so a write failing at any point (a full disk) leaves a resumable run."""
         payload = self._payload()
-        save_checkpoint(self.run_dir / "last.pt", payload)
+        save_checkpoint(self.files.last, payload)
         if improved:
-            save_checkpoint(self.run_dir / "best.pt", payload)
-        append_jsonl(self.run_dir / "metrics.jsonl", record)
+            save_checkpoint(self.files.best, payload)
+        self.files.append_metrics(record)
 
     def _repair_best(self) -> None:
         """When the last finished epoch is the best, best.pt is last.pt: rewrite it if a failed write left it
         behind (or missing)."""
         if self.best.get("epoch") != self.epoch:
             return
-        data = (self.run_dir / "last.pt").read_bytes()
-        best = self.run_dir / "best.pt"
+        data = self.files.last.read_bytes()
+        best = self.files.best
         if not best.is_file() or best.read_bytes() != data:
             atomic_write_bytes(best, data)
 
@@ -306,11 +295,11 @@ class Trainer:
 
     def _check_resume(self) -> _Resume:
         """The checkpoint to resume from and what the resume changes; an error if it is refused."""
-        path = self.run_dir / "last.pt"
+        path = self.files.last
         ckpt = load_checkpoint(path)
         record = read_run_record(self.run_dir)
         if not isinstance(record.get("resumes", []), list):
-            raise DataError(f"{self.run_dir / 'run.json'}: field 'resumes' must be a list, got {record['resumes']!r}")
+            raise DataError(f"{self.files.info}: field 'resumes' must be a list, got {record['resumes']!r}")
         try:
             saved = config_from_dict(ckpt["config"])
         except ConfigError as exc:
@@ -321,15 +310,15 @@ class Trainer:
         except ConfigError as exc:
             raise ConfigError(
                 f"{self.run_dir}: cannot resume with this config: {exc}. Resume with the run's own config "
-                f"(--config {self.run_dir / 'config.yaml'}) or train a new run into another --out"
+                f"(--config {self.files.config}) or train a new run into another --out"
             ) from None
         # A run from before run ids gets one now; its older checkpoints are matched by their config.
         return _Resume(ckpt, record, changes, record.get("run_id") or new_run_id())
 
     def _check_splits(self) -> None:
         """A resume trains on the images the run recorded: a dataset changed on disk is refused, not trained on."""
-        for name in ("train", "val", "test"):
-            path = self.run_dir / "splits" / f"{name}.txt"
+        for name in SPLITS:
+            path = self.files.split(name)
             recorded = [line for line in read_text(path, "split record").splitlines() if line]
             if recorded != [r.key for r in self.splits.get(name)]:
                 raise DataError(f"{path}: the dataset's {name} split no longer matches the ids this run recorded")
@@ -351,8 +340,7 @@ class Trainer:
             self._write_config()
             self._record_resume(resumed)
             # Lines appended after the last complete checkpoint belong to lost work.
-            lines = "".join(_json_line(r) for r in self.history)
-            atomic_write_text(self.run_dir / "metrics.jsonl", lines)
+            self.files.write_metrics(self.history)
             self._repair_best()
             self.supervision.truncate_history(self.epoch)
             self.method.on_resume()
@@ -365,7 +353,7 @@ class Trainer:
             "changes": {c.key: [c.old, c.new] for c in resumed.changes},
         }
         record = resumed.record | {"run_id": self.run_id, "resumes": [*resumed.record.get("resumes", []), entry]}
-        atomic_write_json(self.run_dir / "run.json", record)
+        self.files.write_info(record)
 
     # -- loop ----------------------------------------------------------------------------
     def fit(self) -> list[dict[str, Any]]:
@@ -494,12 +482,6 @@ class Trainer:
         return record
 
 
-def _json_line(record: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps(record, sort_keys=True) + "\n"
-
-
 def train(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True) -> list[dict[str, Any]]:
     """Train the run described by ``cfg`` into ``run_dir``; returns the per-epoch history."""
     trainer = Trainer(cfg, run_dir, resume=resume, progress=progress)
@@ -510,5 +492,5 @@ def train(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, progress
 
 
 def read_history(run_dir: str | Path) -> list[dict[str, Any]]:
-    return read_jsonl(Path(run_dir) / "metrics.jsonl")
+    return read_jsonl(RunDir(run_dir).metrics)
 

@@ -22,10 +22,11 @@ from .data.catalog import build_splits
 from .data.dataset import ImageBank, Normalization
 from .data.folder import IMAGE_SUFFIXES
 from .device import resolve_device
-from .io import DataError, atomic_write_json, read_image, save_png
+from .io import DataError, atomic_write_json, read_image, read_text, save_png
 from .metrics import ImageStats, MetricAccumulator, Metrics
 from .networks import Networks, build_network
 from .outputs import plan_outputs
+from .run_dir import RunDir
 from .run_identity import check_checkpoint_of
 from .run_policy import reads_vfm
 
@@ -86,9 +87,9 @@ def run_bank(run: LoadedRun, run_dir: Path, split: str) -> ImageBank:
 def split_bank(data: DataConfig, run_dir: Path, split: str) -> ImageBank:
     """``split`` of ``data`` as an image bank, checked against the ids recorded in ``run_dir/splits``."""
     refs = build_splits(data).get(split)
-    saved = run_dir / "splits" / f"{split}.txt"
+    saved = RunDir(run_dir).split(split)
     if saved.exists():
-        recorded = [line for line in saved.read_text().splitlines() if line]
+        recorded = [line for line in read_text(saved, "split record").splitlines() if line]
         if recorded != [r.key for r in refs]:
             raise DataError(f"{saved}: the dataset's {split} split no longer matches the ids this run recorded")
     if not refs:
@@ -154,7 +155,7 @@ def evaluate_run(
     label = checkpoint_label(run_dir, checkpoint)
     res = EvalResult(split, which, label, epoch, acc.compute(), list(acc.stats), bank.keys())
     if save:
-        atomic_write_json(run_dir / "eval" / f"{split}_{which}_{label}.json", res.to_dict())
+        atomic_write_json(RunDir(run_dir).evaluation(split, which, label), res.to_dict())
     return res
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .io import atomic_write_bytes
+from .run_dir import RunDir
 
 _NAME = re.compile(r"update_(\d{5})\.npz$")
 
@@ -65,7 +66,7 @@ class LabelHistory:
     """Random access to a run's label updates by (update, image id)."""
 
     def __init__(self, run_dir: str | Path):
-        self.folder = Path(run_dir) / "labels"
+        self.folder = RunDir(run_dir).labels
         self.epochs = list_updates(self.folder)
 
     def __len__(self) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 
 from .config import RESUME_MAY_CHANGE, RunConfig, config_changes, load_config
 from .io import DataError, read_json
+from .run_dir import RunDir
 
 
 def new_run_id() -> str:
@@ -21,7 +22,7 @@ def new_run_id() -> str:
 
 def read_run_record(run_dir: str | Path) -> dict[str, Any]:
     """``run.json`` of a trained run; a missing or damaged one is a :class:`DataError` naming it."""
-    path = Path(run_dir) / "run.json"
+    path = RunDir(run_dir).info
     info = read_json(path, "run record")
     if not isinstance(info, dict):
         raise DataError(f"{path}: a JSON {type(info).__name__}, expected an object")
@@ -38,7 +39,7 @@ def check_checkpoint_of(run_dir: str | Path, path: str | Path, run_id: str | Non
             raise DataError(f"{path}: a checkpoint of another run (run id {run_id}), not of {run_dir} (run id {own})")
         return
     # A run or checkpoint from before run ids: the configs must agree on everything that defines a run.
-    for c in config_changes(cfg, load_config(run_dir / "config.yaml")):
+    for c in config_changes(cfg, load_config(RunDir(run_dir).config)):
         if c.key not in RESUME_MAY_CHANGE:
             raise DataError(
                 f"{path}: not a checkpoint of {run_dir}: {c.key} is {c.old!r} in the checkpoint but {c.new!r} in "

@@ -23,6 +23,7 @@ from .config import config_from_dict
 from .configtree import load_yaml, naming_file
 from .io import DataError, read_json, read_jsonl, read_text
 from .label_history import LabelHistory
+from .run_dir import RunDir
 
 __all__ = ["ClusterHistory", "LabelHistory", "Run", "best_record", "find_runs"]
 
@@ -123,12 +124,12 @@ class ClusterHistory:
     """Cluster assignment and the per-update weights, sizes and mean losses of a semprior run."""
 
     def __init__(self, run_dir: str | Path):
-        folder = Path(run_dir) / "clusters"
-        path = folder / "assignment.json"
+        files = RunDir(run_dir)
+        path = files.cluster_assignment
         self.assignment: dict[str, Any] = (
             check_fields(str(path), read_json(path, "cluster assignment"), ASSIGNMENT_FIELDS) if path.exists() else {}
         )
-        weights = folder / "weights.jsonl"
+        weights = files.cluster_weights
         self.records = [check_fields(f"{weights}: record {i}", r, WEIGHTS_FIELDS)
                         for i, r in enumerate(read_jsonl(weights), 1)]
 
@@ -162,9 +163,13 @@ class Run:
     @classmethod
     def open(cls, path: str | Path) -> Run:
         p = Path(path)
-        if not (p / "config.yaml").is_file():
+        if not RunDir(p).config.is_file():
             raise DataError(f"{p}: not a run directory (no config.yaml)")
         return cls(p)
+
+    @property
+    def files(self) -> RunDir:
+        return RunDir(self.path)
 
     @property
     def name(self) -> str:
@@ -177,28 +182,28 @@ class Run:
 
     def config_tree(self) -> dict[str, Any]:
         """``config.yaml`` as a plain mapping (ConfigError naming the file if unreadable)."""
-        return load_yaml(self.path / "config.yaml")
+        return load_yaml(self.files.config)
 
     def config(self):
         """The run's config: a :class:`RunConfig`, or a ``ClassicalRunConfig`` for classical runs."""
         if self.kind == "classical":
             from .classical.run import load_classical_config
 
-            return load_classical_config(self.path / "config.yaml")
-        with naming_file(self.path / "config.yaml"):
+            return load_classical_config(self.files.config)
+        with naming_file(self.files.config):
             return config_from_dict(self.config_tree())
 
     def info(self) -> dict[str, Any]:
-        f = self.path / "run.json"
+        f = self.files.info
         return check_fields(str(f), read_json(f, "run file"), INFO_FIELDS, required=False) if f.exists() else {}
 
     def environment(self) -> dict[str, Any]:
         """``environment.json`` (versions, git commit) or {} when the run has none."""
-        f = self.path / "environment.json"
+        f = self.files.environment
         return check_fields(str(f), read_json(f, "environment file"), ENV_FIELDS, required=False) if f.is_file() else {}
 
     def history(self) -> list[dict[str, Any]]:
-        f = self.path / "metrics.jsonl"
+        f = self.files.metrics
         return [_check_record(f"{f}: record {i}", r) for i, r in enumerate(read_jsonl(f), 1)]
 
     def labels(self) -> LabelHistory:
@@ -209,16 +214,16 @@ class Run:
 
     def evaluations(self) -> list[dict[str, Any]]:
         """Saved ``semprior eval`` results (each names its split, network and checkpoint)."""
-        folder = self.path / "eval"
+        folder = self.files.eval_dir
         files = sorted(folder.glob("*.json")) if folder.is_dir() else []
         return [check_fields(str(p), read_json(p, "evaluation"), EVAL_FIELDS) for p in files]
 
     def split(self, name: str) -> list[str]:
-        f = self.path / "splits" / f"{name}.txt"
+        f = self.files.split(name)
         return [s for line in read_text(f, "split file").splitlines() if (s := line.strip())] if f.exists() else []
 
 
 def find_runs(root: str | Path) -> list[Run]:
     """Every run directory at or below ``root`` (a folder holding ``config.yaml``)."""
     root = Path(root)
-    return [Run(p.parent) for p in sorted(root.rglob("config.yaml"))]
+    return [Run(p.parent) for p in sorted(root.rglob(RunDir(root).config.name))]

@@ -17,6 +17,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from semprior_core.io import read_json
+from semprior_core.run_dir import RunDir
+
 # Piped output (logs, CI) gets wide tables rather than wrapped columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -86,20 +89,20 @@ def cmd_train(args, extra) -> int:
 
 def _after_failed_write(run_dir: Path) -> str:
     """The way on after a failed write: the engine's write order keeps every finished epoch resumable."""
-    if (run_dir / "last.pt").exists():
+    if RunDir(run_dir).last.exists():
         return f"every finished epoch is intact: fix the cause, then continue with --resume --out {run_dir}"
     return "no epoch had finished: fix the cause, then run the same command again"
 
 
 def _best(run_dir: Path) -> str:
-    info = json.loads((run_dir / "run.json").read_text())
-    from semprior_core.engine import read_history
+    """What selected best.pt, through the run reader (a NaN score, a validation that could not score, is skipped)."""
+    from semprior_core.runs import Run, best_record
 
-    hist = [r for r in read_history(run_dir) if "select_score" in r]
-    if not hist:
-        return "n/a"
-    best = max(hist, key=lambda r: r["select_score"])
-    return f"{info['selection']['metric']}={best['select_score']:.4f} at epoch {best['epoch']}"
+    run = Run.open(run_dir)
+    best = best_record(run.history())
+    if best is None:
+        return "n/a (no validation could score)"
+    return f"{run.info()['selection']['metric']}={best['select_score']:.4f} at epoch {best['epoch']}"
 
 
 def cmd_eval(args, extra) -> int:
@@ -137,7 +140,7 @@ def _eval_on_data(args) -> int:
     if not run.is_dir():
         raise DataError(f"{run}: run folder not found")
     runs = [run] if (run / "config.yaml").is_file() else [r.path for r in expand_runs([run])]
-    finished = [r for r in runs if (r / "best.pt").is_file() or classical_run_dir(r) is not None]
+    finished = [r for r in runs if RunDir(r).best.is_file() or classical_run_dir(r) is not None]
     if not finished:
         raise DataError(f"{run}: no finished run (best.pt or a classical run.json) at or below it")
     for r in sorted(set(runs) - set(finished)):
@@ -325,7 +328,7 @@ def cmd_demo(args, extra) -> int:
     out = Path(args.out)
     console.print(f"[bold]semprior demo[/]: {cfg.method.name} on the embedded synthetic dataset → {out}")
     # A second `make demo` continues (or, when finished, re-reports) the run already there instead of failing.
-    resume = args.resume or (out / "last.pt").exists()
+    resume = args.resume or RunDir(out).last.exists()
     if resume and not args.resume:
         console.print(f"{out} already holds a demo run: continuing it (delete the folder to train afresh)")
     start = time.monotonic()
@@ -339,7 +342,9 @@ def cmd_demo(args, extra) -> int:
 
 
 def _eval_models(run_dir: Path) -> list[str]:
-    return json.loads((Path(run_dir) / "run.json").read_text())["eval_models"]
+    from semprior_core.runs import Run
+
+    return list(Run.open(run_dir).info()["eval_models"])
 
 
 def cmd_sweep(args, extra) -> int:
@@ -411,7 +416,7 @@ def cmd_classical(args, extra) -> int:
     out = Path(args.out or f"runs/{cfg.classical.method}")
     console.print(f"[bold]classical[/] {cfg.classical.method}: tuning on the validation split → {out}")
     run = run_classical(cfg, out)
-    info = json.loads((out / "run.json").read_text())
+    info = read_json(RunDir(out).info, "run file")
     console.print(
         f"chosen by {info['selection']['rule']} on {info['val']['n_images']} images: {run.params}, "
         f"{run.policy.label()}; val IoU={info['val']['iou']:.4f} ({info['tune_seconds']:.0f} s)"

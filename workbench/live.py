@@ -20,6 +20,7 @@ from typing import Any, Literal
 import yaml
 
 from semprior_core.io import read_jsonl
+from semprior_core.run_dir import RunDir
 
 DEMO_CONFIG = Path(__file__).parent / "configs" / "demo.yaml"
 LOG_NAME = "live.log"
@@ -63,7 +64,7 @@ class LiveTraining:
         """Train a new run into ``run_dir`` with ``config`` plus ``overrides`` (default: those given at
         construction); refused if the directory already holds a run (use :meth:`resume`)."""
         self._check_idle()
-        if (self.run_dir / "last.pt").exists():
+        if RunDir(self.run_dir).last.exists():
             raise RuntimeError(f"{self.run_dir}: already holds a run; resume it or choose another directory")
         chosen = self.overrides if overrides is None else _check_overrides(overrides)
         return self._launch(["--config", str(self.config)], chosen)
@@ -71,9 +72,9 @@ class LiveTraining:
     def resume(self, overrides: list[str] | tuple = ()) -> LiveStatus:
         """Continue the run from ``last.pt`` with its saved config plus ``overrides`` (e.g. ``train.epochs=40``)."""
         self._check_idle()
-        if not (self.run_dir / "last.pt").exists():
+        if not RunDir(self.run_dir).last.exists():
             raise RuntimeError(f"{self.run_dir}: nothing to resume (no last.pt)")
-        return self._launch(["--resume", "--config", str(self.run_dir / "config.yaml")], _check_overrides(overrides))
+        return self._launch(["--resume", "--config", str(RunDir(self.run_dir).config)], _check_overrides(overrides))
 
     def stop(self, timeout: float = 60.0) -> LiveStatus:
         """Interrupt the process (SIGINT; the last complete checkpoint stays), waiting up to ``timeout`` s
@@ -115,7 +116,7 @@ class LiveTraining:
         return self._proc is not None and self._proc.poll() is None
 
     def poll(self) -> LiveStatus:
-        history = read_jsonl(self.run_dir / "metrics.jsonl")
+        history = read_jsonl(RunDir(self.run_dir).metrics)
         epoch = int(history[-1]["epoch"]) if history else 0
         epochs = self._planned_epochs()
         rc = self._proc.poll() if self._proc is not None else None
@@ -125,7 +126,7 @@ class LiveTraining:
             state = "failed"
         elif rc == 0 or (epochs is not None and epoch >= epochs):
             state = "finished"
-        elif (self.run_dir / "last.pt").exists() or self._stopping:
+        elif RunDir(self.run_dir).last.exists() or self._stopping:
             state = "stopped"
         else:
             state = "new"
@@ -134,7 +135,7 @@ class LiveTraining:
     def _planned_epochs(self) -> int | None:
         if self._epochs is not None:
             return self._epochs
-        f = self.run_dir / "config.yaml"
+        f = RunDir(self.run_dir).config
         if not f.exists():
             return None
         return int(yaml.safe_load(f.read_text())["train"]["epochs"])

@@ -22,6 +22,8 @@ from pathlib import Path
 from semprior_core.config import RunConfig
 from semprior_core.configtree import apply_overrides
 from semprior_core.io import atomic_write_text
+from semprior_core.run_dir import RunDir
+from semprior_core.runs import Run
 
 SWITCHES = {
     "scam": "scam.enabled",
@@ -85,15 +87,14 @@ def run_job(base: RunConfig, job: Job, progress: bool = True) -> None:
     from semprior_core.evaluate import evaluate_run
 
     cfg = apply_overrides(base, list(job.overrides))
-    last = job.run_dir / "last.pt"
+    last = RunDir(job.run_dir).last
     done = last.exists() and load_checkpoint(last)["epoch"] >= cfg.train.epochs
     if not done:
         train(cfg, job.run_dir, resume=last.exists(), progress=progress)
-    import json
 
     if not job.test:
         return
-    for which in json.loads((job.run_dir / "run.json").read_text())["eval_models"]:
+    for which in Run.open(job.run_dir).info()["eval_models"]:
         evaluate_run(job.run_dir, "test", which)
 
 
@@ -105,7 +106,7 @@ def run_parallel_gpus(config_path: str | None, jobs: list[Job], n_gpus: int) -> 
             job, gpu = queue.pop(0), free.pop(0)
             cmd = [sys.executable, "-m", "workbench.cli", "train", "--out", str(job.run_dir), "--quiet",
                    *(["--config", config_path] if config_path else []), *[f"--{o}" for o in job.overrides]]
-            if (job.run_dir / "last.pt").exists():
+            if RunDir(job.run_dir).last.exists():
                 cmd.append("--resume")
             running[gpu] = subprocess.Popen(cmd, env=os.environ | {"CUDA_VISIBLE_DEVICES": str(gpu)})
         time.sleep(2)

@@ -27,13 +27,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import yaml
 
 from ..config import DataConfig, RunConfig
 from ..configtree import ConfigError, apply_overrides, from_dict, load_yaml, naming_file, to_dict
 from ..data.catalog import build_splits
 from ..data.dataset import ImageBank
-from ..io import DataError, atomic_write_json, atomic_write_text, read_json
+from ..io import DataError, atomic_write_text, read_json
+from ..run_dir import SPLITS, RunDir
 from ..runs import STRING, check_fields
 from .registry import get_method
 from .threshold import ThresholdPolicy
@@ -130,10 +130,11 @@ class ClassicalRun:
         run_dir = classical_run_dir(path)
         if run_dir is None:
             raise DataError(f"{path}: not a finished classical run (no run.json of kind {KIND!r})")
-        where = run_dir / "run.json"
+        files = RunDir(run_dir)
+        where = files.info
         info = check_fields(str(where), read_json(where, "run file"), CLASSICAL_FIELDS)
-        with naming_file(run_dir / "config.yaml"):
-            cfg = from_dict(ClassicalRunConfig, load_yaml(run_dir / "config.yaml"))
+        with naming_file(files.config):
+            cfg = from_dict(ClassicalRunConfig, load_yaml(files.config))
         try:
             policy = ThresholdPolicy(**info["policy"])
         except (TypeError, ValueError) as exc:
@@ -159,7 +160,7 @@ class ClassicalRun:
 def classical_run_dir(path: str | Path) -> Path | None:
     """Directory of the finished classical run ``path`` (the directory or its ``run.json``); else None."""
     path = Path(path)
-    info = path if path.name == "run.json" else path / "run.json"
+    info = path if path.is_file() else RunDir(path).info
     if not info.is_file():
         return None
     data = read_json(info, "run file")  # a damaged run.json is an error, not a trained run
@@ -190,12 +191,12 @@ def _chosen_row(result: TuneResult) -> dict[str, Any]:
 def run_classical(cfg: ClassicalRunConfig, out: str | Path) -> ClassicalRun:
     """Tune ``cfg.classical`` on the validation split of ``cfg.data`` and write the run directory ``out``."""
     out = Path(out)
-    if (out / "run.json").exists():
+    files = RunDir(out)
+    if files.info.exists():
         raise FileExistsError(f"{out}: already holds a run (run.json); use another output directory")
     splits = build_splits(cfg.data)
-    atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    for name in ("train", "val", "test"):
-        atomic_write_text(out / "splits" / f"{name}.txt", "".join(f"{r.key}\n" for r in splits.get(name)))
+    files.write_config(to_dict(cfg))
+    files.write_splits({name: [r.key for r in splits.get(name)] for name in SPLITS})
 
     method = cfg.classical.method
     val = ImageBank(splits.val)
@@ -210,9 +211,8 @@ def run_classical(cfg: ClassicalRunConfig, out: str | Path) -> ClassicalRun:
     record = {"epoch": 0, "select_score": result.iou, "tune_seconds": seconds} | {
         f"val_{method}_{k}": v for k, v in val_metrics.items()
     }
-    atomic_write_text(out / "metrics.jsonl", json.dumps(record, sort_keys=True) + "\n")
-    atomic_write_json(
-        out / "run.json",
+    files.write_metrics([record])
+    files.write_info(
         {
             "kind": KIND,
             "method": method,

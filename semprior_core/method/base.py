@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -12,6 +11,7 @@ from torch import nn
 
 from ..config import RunConfig
 from ..data.dataset import FeatureSource, ImageBank, Normalization
+from ..run_dir import RunDir
 
 if TYPE_CHECKING:
     from ..networks import Networks
@@ -24,7 +24,7 @@ class Context:
 
     cfg: RunConfig
     device: torch.device
-    run_dir: Path
+    run_dir: RunDir
     train_bank: ImageBank
     val_bank: ImageBank
     norm: Normalization

@@ -75,7 +75,7 @@ class SempriorMethod(Method):
         self.distill_from: int | None = 0 if self.sp.distill_start == "always" else None  # step distillation began
 
     def on_start(self) -> None:
-        atomic_write_text(self.ctx.run_dir / "clusters" / "assignment.json", self.assignment.to_json())
+        atomic_write_text(self.ctx.run_dir.cluster_assignment, self.assignment.to_json())
 
     # -- clusters ------------------------------------------------------------------------
     def _cluster(self) -> ClusterAssignment:
@@ -185,7 +185,7 @@ class SempriorMethod(Method):
             "mean_loss": (self._cluster_loss / counts).tolist(),
             "samples": self._cluster_count.astype(int).tolist(),
         } | {k: v for k, v in logs.items() if not k.startswith("weight_")}
-        append_jsonl(self.ctx.run_dir / "clusters" / "weights.jsonl", record)
+        append_jsonl(self.ctx.run_dir.cluster_weights, record)
         self._cluster_loss[:] = 0
         self._cluster_count[:] = 0
 
@@ -222,7 +222,7 @@ class SempriorMethod(Method):
     # -- state ---------------------------------------------------------------------------
     def on_resume(self) -> None:
         """Drop weight records written after the checkpoint (work lost with the killed run)."""
-        path = self.ctx.run_dir / "clusters" / "weights.jsonl"
+        path = self.ctx.run_dir.cluster_weights
         rows = [r for r in read_jsonl(path) if r["step"] <= self.steps]
         atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
