@@ -41,8 +41,8 @@ from .detection_curves import (
 )
 from .io import DataError, atomic_write_json, read_json
 from .metrics import ImageStats, MetricAccumulator, Metrics
+from .run_dir import RunDir
 
-CROSS_DIR = "eval_cross"
 SPLITS = ("test", "all")
 CHUNK = 32  # images predicted at a time
 
@@ -244,7 +244,7 @@ def evaluate_on(
 
 
 def cross_eval_path(run_dir: Path, dataset: str, split: str, model: str, label: str) -> Path:
-    return Path(run_dir) / CROSS_DIR / dataset / f"{split}_{model}_{label}.json"
+    return RunDir(run_dir).eval_cross_dir / dataset / f"{split}_{model}_{label}.json"
 
 
 CROSS_FIELDS = ("trained_on", "evaluated_on", "model", "checkpoint", "epoch", "row", "per_image", "curves", "bins",
@@ -253,7 +253,7 @@ CROSS_FIELDS = ("trained_on", "evaluated_on", "model", "checkpoint", "epoch", "r
 
 def cross_evaluations(run_dir: str | Path) -> list[dict[str, Any]]:
     """Saved cross-dataset evaluations of a run (each checked for the fields reports use)."""
-    folder = Path(run_dir) / CROSS_DIR
+    folder = RunDir(run_dir).eval_cross_dir
     out = []
     for path in sorted(folder.glob("*/*.json")) if folder.is_dir() else []:
         rec = read_json(path, "cross-dataset evaluation")

@@ -14,7 +14,7 @@ from PIL import Image
 from semprior_core.checkpoint import load_checkpoint
 from semprior_core.classical.run import load_classical_config, run_classical
 from semprior_core.config import load_config
-from semprior_core.cross_eval import CROSS_DIR, cross_evaluations, evaluate_on
+from semprior_core.cross_eval import cross_evaluations, evaluate_on
 from semprior_core.data.catalog import SampleRef
 from semprior_core.data.dataset import ImageBank
 from semprior_core.data.folder import DatasetFolder
@@ -23,6 +23,7 @@ from semprior_core.engine import train
 from semprior_core.evaluate import evaluate_run, load_run, predict_bank
 from semprior_core.io import DataError
 from semprior_core.metrics import evaluate
+from semprior_core.run_dir import RunDir
 from semprior_core.runs import Run
 from workbench.cli import main
 from workbench.inspect.false_alarms import false_alarm_patch, false_alarms
@@ -76,7 +77,7 @@ def test_cross_eval_uses_the_runs_checkpoint_and_says_what_was_trained_on(runs, 
     assert res.normalization == pytest.approx(ckpt_norm)
     ids = [k.split("/", 1)[1] for k in res.keys]
     assert res.metrics == _manual_metrics(trained, other, ids)
-    saved = json.loads((trained / CROSS_DIR / "OTHER" / "test_student_best.json").read_text())
+    saved = json.loads((RunDir(trained).eval_cross_dir / "OTHER" / "test_student_best.json").read_text())
     assert saved["trained_on"] == res.trained_on and saved["evaluated_on"]["root"] == str(other.resolve())
     assert saved["false_alarms"]["target_free"]["n_frames"] == 2
     assert len(Run(trained).evaluations()) == before  # in-dataset tables never see another dataset
@@ -116,7 +117,7 @@ def test_classical_run_is_scored_with_its_tuned_setting(runs, other):
     _, classical = runs
     res = evaluate_on(classical, other)
     assert res.model == "tophat" and res.threshold is None and res.normalization is None
-    assert (classical / CROSS_DIR / "OTHER" / "test_tophat_best.json").is_file()
+    assert (RunDir(classical).eval_cross_dir / "OTHER" / "test_tophat_best.json").is_file()
     curve = res.curve()
     assert len(set(curve.n_detected)) == 1  # binary masks: one operating point
 
@@ -131,7 +132,7 @@ def test_cli_eval_data_prints_both_datasets_and_handles_a_folder_of_runs(runs, o
     out = " ".join(capsys.readouterr().out.split())
     assert out.count("→ evaluated on OTHER (test split, 6 images, 2 target-free)") == 2
     assert "false-alarm objects per frame" in out and "Pd per target size" in out
-    assert all((parent / r.name / CROSS_DIR / "OTHER").is_dir() for r in runs)
+    assert all((RunDir(parent / r.name).eval_cross_dir / "OTHER").is_dir() for r in runs)
     assert main(["eval", "--run", str(trained), "--data", str(other), "--device", "cpu", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["evaluated_on"]["name"] == "OTHER" and "per_image" not in d

@@ -139,7 +139,7 @@ def _eval_on_data(args) -> int:
     run = Path(args.run)
     if not run.is_dir():
         raise DataError(f"{run}: run folder not found")
-    runs = [run] if (run / "config.yaml").is_file() else [r.path for r in expand_runs([run])]
+    runs = [run] if RunDir(run).config.is_file() else [r.path for r in expand_runs([run])]
     finished = [r for r in runs if RunDir(r).best.is_file() or classical_run_dir(r) is not None]
     if not finished:
         raise DataError(f"{run}: no finished run (best.pt or a classical run.json) at or below it")

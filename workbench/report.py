@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -15,6 +14,7 @@ import torch  # noqa: E402
 from semprior_core.evaluate import EvalResult, load_run, predict_bank, resolve_checkpoint, run_bank  # noqa: E402
 from semprior_core.io import atomic_write_text  # noqa: E402
 from semprior_core.label_history import LabelHistory  # noqa: E402
+from semprior_core.runs import Run  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:
@@ -112,7 +112,7 @@ def detection_lines(run_dir: Path, result: EvalResult, fig_dir: Path) -> list[st
 def write_run_report(run_dir: str | Path, results: list[EvalResult], elapsed_s: float | None = None) -> Path:
     run_dir = Path(run_dir)
     fig_dir = run_dir / "report"
-    info = json.loads((run_dir / "run.json").read_text())
+    info = Run.open(run_dir).info()
     sel = info["selection"]
     lines = [
         f"# Run report: {run_dir.name}",

@@ -26,6 +26,7 @@ import yaml
 from semprior_core.config import load_config
 from semprior_core.configtree import ConfigError
 from semprior_core.io import DataError, read_text
+from semprior_core.run_dir import RunDir
 
 from . import sweep
 
@@ -170,7 +171,7 @@ def run_classical_baselines(protocol: Protocol, out: Path, root_dir: Path, conso
         base = load_config(root_dir / protocol.base, [*protocol.overrides, ds])
         for method in protocol.classical:
             run_dir = out / ds_name / f"classical-{method}"
-            if not (run_dir / "run.json").exists():
+            if not RunDir(run_dir).info.exists():
                 if console is not None:
                     console.print(f"[bold]classical[/] {method} on {ds_name} → {run_dir}")
                 cfg = load_classical_config(None, [f"classical.method={method}", f"name={ds_name}-{method}",

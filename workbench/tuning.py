@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from semprior_core.io import DataError, atomic_write_text
+from semprior_core.run_dir import RunDir
 from semprior_core.runs import Run, best_record
 
 from .reproduce import Protocol
@@ -37,7 +38,7 @@ class Candidate:
 
 def _candidate(method: str, name: str, overrides: list[str], run_dir: Path, planned_epochs: int) -> Candidate:
     base = Candidate(method, name, tuple(overrides), run_dir, "missing")
-    if not (run_dir / "config.yaml").is_file():
+    if not RunDir(run_dir).config.is_file():
         return base
     try:
         run = Run.open(run_dir)
