@@ -41,9 +41,6 @@ class RunDir:
     def __str__(self) -> str:
         return str(self.root)
 
-    def __fspath__(self) -> str:
-        return str(self.root)
-
     # -- paths -------------------------------------------------------------------------------------
     @property
     def config(self) -> Path:
@@ -98,12 +95,6 @@ class RunDir:
 
     def evaluation(self, split: str, model: str, checkpoint: str) -> Path:
         return self.eval_dir / f"{split}_{model}_{checkpoint}.json"
-
-    def checkpoint(self, which: str) -> Path:
-        """``best`` or ``last``."""
-        if which not in ("best", "last"):
-            raise ValueError(f"checkpoint must be 'best' or 'last', got {which!r}")
-        return self.best if which == "best" else self.last
 
     # -- writes (atomic, or append-only) -----------------------------------------------------------
     def write_config(self, tree: dict[str, Any]) -> Path:

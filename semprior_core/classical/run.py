@@ -160,7 +160,7 @@ class ClassicalRun:
 def classical_run_dir(path: str | Path) -> Path | None:
     """Directory of the finished classical run ``path`` (the directory or its ``run.json``); else None."""
     path = Path(path)
-    info = path if path.is_file() else RunDir(path).info
+    info = path if path.name == RunDir(path).info.name else RunDir(path).info  # the run.json itself, or its folder
     if not info.is_file():
         return None
     data = read_json(info, "run file")  # a damaged run.json is an error, not a trained run
