@@ -85,7 +85,8 @@ def test_colour_bars_are_titled_with_what_they_show(state):
     _select(state, "semprior")
     root = pn.panel(state.label_plots()).get_root()
     bars = [c.title for p in root.select({"type": Plot}) for c in p.right if hasattr(c, "color_mapper")]
-    assert bars == ["pseudo-mask value", "student probability", "teacher probability"]
+    # bokeh's select walks a set of models, so only the multiset of titles is stable
+    assert sorted(bars) == ["pseudo-mask value", "student probability", "teacher probability"]
 
 
 def test_state_views_return_plots_for_a_semprior_run(state):

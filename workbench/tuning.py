@@ -18,7 +18,7 @@ from semprior_core.io import DataError, atomic_write_text
 from semprior_core.run_dir import RunDir
 from semprior_core.runs import Run, best_record
 
-from .reproduce import Protocol
+from .reproduce import Protocol, plan
 
 
 @dataclass(frozen=True)
@@ -59,13 +59,11 @@ def _candidate(method: str, name: str, overrides: list[str], run_dir: Path, plan
 
 def candidates(protocol: Protocol, out: Path, root_dir: Path) -> list[Candidate]:
     """Every candidate of ``protocol`` (first dataset, first seed), in the protocol's order."""
-    from .reproduce import plan
-
-    seed = protocol.seeds[0]
+    seed, dataset = protocol.seeds[0], next(iter(protocol.datasets))
     rows = []
     for job, base in plan(protocol, out, root_dir):
         method = job.run_dir.parts[-3]
-        if job.seed != seed or method not in protocol.candidates:
+        if job.seed != seed or job.run_dir.parts[-4] != dataset or method not in protocol.candidates:
             continue
         extra = protocol.candidates[method][job.variant]
         rows.append(_candidate(method, job.variant, extra, job.run_dir, base.train.epochs))
