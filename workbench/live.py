@@ -153,7 +153,7 @@ class LiveTraining:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         epochs = [o.split("=", 1)[1] for o in overrides if o.startswith("train.epochs=")]
         self._epochs = int(epochs[-1]) if epochs else None
-        cmd = [sys.executable, "-m", "workbench.cli", "train", "--out", str(self.run_dir), "--quiet", *args,
+        cmd = [sys.executable, "-c", _TRAINER, "train", "--out", str(self.run_dir), "--quiet", *args,
                *(f"--{o}" for o in overrides)]
         with open(self.run_dir / LOG_NAME, "ab") as log:
             # A session of its own: an interrupt of the notebook's kernel does not reach the trainer.
@@ -161,6 +161,12 @@ class LiveTraining:
                                           start_new_session=os.name != "nt")
         self._stopping = False
         return self.poll()
+
+
+# A kernel started in the background by a shell without job control ignores SIGINT, and a child inherits
+# that, so stop() would go unheard: the trainer restores Python's KeyboardInterrupt handler first.
+_TRAINER = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from workbench.cli import main; sys.exit(main(sys.argv[1:]))")
 
 
 def _check_overrides(overrides: list[str] | tuple) -> list[str]:
