@@ -26,8 +26,6 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from . import distributed as dist
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import (
     ConfigChange,
     ConfigError,
@@ -40,17 +38,19 @@ from .config import (
 )
 from .data.catalog import DataSplits, build_splits, folders_of, load_points
 from .data.dataset import CropDataset, ImageBank, Normalization, collate, epoch_plan
-from .device import autocast, epoch_seed, make_scaler, resolve_device, seed_everything
-from .inference import to_device
+from .evaluation.metrics import MetricAccumulator
+from .evaluation.selection import point_scores
 from .io import DataError, atomic_write_bytes, read_jsonl, read_text
 from .method import create_method
 from .method.base import Context, Method
 from .method.supervision import Supervision
-from .metrics import MetricAccumulator
-from .run_dir import SPLITS, RunDir
-from .run_identity import check_checkpoint_of, new_run_id, read_run_record
 from .run_policy import selection_for
-from .selection import point_scores
+from .runtime import distributed as dist
+from .runtime.device import autocast, epoch_seed, make_scaler, resolve_device, seed_everything
+from .runtime.inference import to_device
+from .store.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .store.run_dir import SPLITS, RunDir
+from .store.run_identity import check_checkpoint_of, new_run_id, read_run_record
 
 
 class TrainingError(RuntimeError):

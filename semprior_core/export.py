@@ -7,7 +7,7 @@ as :class:`~semprior_core.data.dataset.FullImageDataset` pads), the run's normal
 and the sigmoid. No VFM and no SCAM are exported: the student never needs them at inference.
 
 Metadata (backbone, semprior version, size divisor, normalisation, precision and the decision threshold
-chosen on the *validation* split, see :func:`semprior_core.postprocess.select_threshold`) travels inside
+chosen on the *validation* split, see :func:`semprior_core.evaluation.postprocess.select_threshold`) travels inside
 the file: ONNX ``metadata_props`` (one ``semprior.<field>`` key per field, JSON values) or the TorchScript
 extra file ``semprior.json``.
 
@@ -47,14 +47,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import load_checkpoint
 from .config import RunConfig, config_from_dict
 from .data.dataset import ImageBank, Normalization
-from .device import resolve_device
+from .evaluation.postprocess import DEFAULT_GRID, ThresholdChoice, select_threshold
 from .io import DataError, atomic_write_bytes
 from .networks import Networks, build_network
-from .postprocess import DEFAULT_GRID, ThresholdChoice, select_threshold
 from .run_policy import reads_vfm, selection_for
+from .runtime.device import resolve_device
+from .store.checkpoint import load_checkpoint
 
 FORMAT_VERSION = 1
 INPUT_NAME, OUTPUT_NAME = "image", "prob"

@@ -21,9 +21,9 @@ import torch
 from torch import nn
 
 from .config import RunConfig
-from .inference import predict_probs
 from .models import create_backbone
 from .run_policy import reads_vfm
+from .runtime.inference import predict_probs
 from .scam import Teacher
 
 if TYPE_CHECKING:

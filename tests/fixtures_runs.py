@@ -41,7 +41,7 @@ def build_run(base: Path, name: str, overrides: list[str]) -> Path:
 
     from semprior_core.config import load_config
     from semprior_core.engine import train
-    from semprior_core.evaluate import evaluate_run
+    from semprior_core.evaluation.evaluate import evaluate_run
 
     out = base / name
     if (out / ".complete").exists():

@@ -238,7 +238,7 @@ def test_suggestions_from_a_trained_run_match_its_predictions(tiny_run):  # noqa
     from semprior_core.data.catalog import SampleRef
     from semprior_core.data.dataset import ImageBank
     from semprior_core.data.folder import DatasetFolder
-    from semprior_core.evaluate import load_run, predict_bank
+    from semprior_core.evaluation.evaluate import load_run, predict_bank
 
     root = tiny_run.parent / "data"
     sids = ["syn_0010", "syn_0011", "syn_0012"]

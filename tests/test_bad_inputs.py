@@ -254,7 +254,7 @@ def test_split_file_utf16_without_bom_one_clear_error(corpus, tmp_path, capsys):
 )
 def test_config_file_works_or_names_itself(tmp_path, data, message):
     from semprior_core.config import load_config
-    from semprior_core.configtree import ConfigError
+    from semprior_core.config.tree import ConfigError
 
     (tmp_path / "c.yaml").write_bytes(data)
     if message is None:
@@ -271,7 +271,7 @@ def test_config_file_works_or_names_itself(tmp_path, data, message):
 def test_truncated_checkpoint_one_clear_error(tmp_path, capsys, cut):
     import torch
 
-    from semprior_core.checkpoint import save_checkpoint
+    from semprior_core.store.checkpoint import save_checkpoint
 
     run = tmp_path / "run"
     save_checkpoint(run / "best.pt", {"epoch": 1, "w": torch.zeros(3)})
@@ -333,7 +333,7 @@ def test_damaged_run_folder_report_one_clear_error(tmp_path, capsys, name, data,
 
 @pytest.mark.parametrize("name, data, message", RUN_DAMAGE)
 def test_damaged_run_folder_dashboard_loader_one_clear_error(tmp_path, name, data, message):
-    from semprior_core.configtree import ConfigError
+    from semprior_core.config.tree import ConfigError
     from semprior_core.io import DataError
     from workbench.inspect import compare_runs, metrics_table
 

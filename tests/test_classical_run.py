@@ -18,13 +18,13 @@ from semprior_core.classical.run import (
     load_classical_config,
     run_classical,
 )
-from semprior_core.configtree import ConfigError
+from semprior_core.config.tree import ConfigError
 from semprior_core.data.catalog import build_splits
 from semprior_core.data.folder import DatasetFolder
-from semprior_core.evaluate import evaluate_run, predict_folder
+from semprior_core.evaluation.evaluate import evaluate_run, predict_folder
+from semprior_core.evaluation.metrics import evaluate
 from semprior_core.io import DataError, read_image, read_mask
-from semprior_core.metrics import evaluate
-from semprior_core.runs import Run, find_runs
+from semprior_core.store.runs import Run, find_runs
 from workbench.cli import main
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from semprior_core.config import RunConfig, config_dict, config_from_dict, load_config
-from semprior_core.configtree import ConfigError
+from semprior_core.config.tree import ConfigError
 
 
 def test_defaults_round_trip():

@@ -11,20 +11,20 @@ import pytest
 import torch
 from PIL import Image
 
-from semprior_core.checkpoint import load_checkpoint
 from semprior_core.classical.run import load_classical_config, run_classical
 from semprior_core.config import load_config
-from semprior_core.cross_eval import cross_evaluations, evaluate_on
 from semprior_core.data.catalog import SampleRef
 from semprior_core.data.dataset import ImageBank
 from semprior_core.data.folder import DatasetFolder
 from semprior_core.data.synthetic import SyntheticConfig, generate
 from semprior_core.engine import train
-from semprior_core.evaluate import evaluate_run, load_run, predict_bank
+from semprior_core.evaluation.cross_eval import cross_evaluations, evaluate_on
+from semprior_core.evaluation.evaluate import evaluate_run, load_run, predict_bank
+from semprior_core.evaluation.metrics import evaluate
 from semprior_core.io import DataError
-from semprior_core.metrics import evaluate
-from semprior_core.run_dir import RunDir
-from semprior_core.runs import Run
+from semprior_core.store.checkpoint import load_checkpoint
+from semprior_core.store.run_dir import RunDir
+from semprior_core.store.runs import Run
 from workbench.cli import main
 from workbench.inspect.false_alarms import false_alarm_patch, false_alarms
 

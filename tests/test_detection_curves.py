@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from semprior_core import detection_curves as dc
-from semprior_core.metrics import image_stats
+from semprior_core.evaluation import detection_curves as dc
+from semprior_core.evaluation.metrics import image_stats
 
 
 def _frame() -> tuple[np.ndarray, np.ndarray]:

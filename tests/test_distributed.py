@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from semprior_core.checkpoint import load_checkpoint
 from semprior_core.engine import read_history
+from semprior_core.store.checkpoint import load_checkpoint
 
 ARGS = ["--data.crop=32", "--data.val_fraction=0.25", "--model.options={widths: [4, 8, 16]}", "--train.epochs=2",
         "--train.threads=1", "--train.schedule=constant", "--labels.rule=fixed", "--quiet"]

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from semprior_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from semprior_core.config import ConfigError, load_config
 from semprior_core.engine import Trainer, TrainingError, lr_factor, read_history, train
-from semprior_core.label_history import LabelHistory
+from semprior_core.store.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from semprior_core.store.label_history import LabelHistory
 
 
 def tiny_cfg(root, *extra):

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from semprior_core.checkpoint import load_checkpoint, save_checkpoint
 from semprior_core.config import load_config
 from semprior_core.engine import train
-from semprior_core.evaluate import evaluate_run
+from semprior_core.evaluation.evaluate import evaluate_run
 from semprior_core.io import DataError
+from semprior_core.store.checkpoint import load_checkpoint, save_checkpoint
 from workbench.cli import main
 
 TINY = ["data.crop=32", "data.batch_size=4", "data.val_fraction=0.25", "model.options={widths: [4, 8, 16]}",

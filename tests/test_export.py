@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from semprior_core.data.dataset import ImageBank, Normalization
+from semprior_core.evaluation.postprocess import PostprocessConfig, extract_targets, select_threshold
 from semprior_core.export import (
     DeployModel,
     ExportConfig,
@@ -21,9 +22,8 @@ from semprior_core.export import (
     read_torchscript,
     validation_threshold,
 )
-from semprior_core.inference import predict_probs
 from semprior_core.models import create_backbone
-from semprior_core.postprocess import PostprocessConfig, extract_targets, select_threshold
+from semprior_core.runtime.inference import predict_probs
 from tests.fixtures_runs import tiny_run  # noqa: F401
 
 ort = pytest.importorskip("onnxruntime")
@@ -68,9 +68,9 @@ def clear_threshold(prob: np.ndarray, q: float = 0.99) -> float:
 
 
 def reference_probs(run_dir, images: list[np.ndarray]) -> list[np.ndarray]:
-    """What `semprior predict` computes: the run's student through semprior_core.inference."""
+    """What `semprior predict` computes: the run's student through semprior_core.runtime.inference."""
     from semprior_core.data.catalog import SampleRef
-    from semprior_core.evaluate import load_run, predict_bank
+    from semprior_core.evaluation.evaluate import load_run, predict_bank
 
     run = load_run(run_dir / "best.pt", "cpu")
     refs = [SampleRef(None, f"im{i}") for i in range(len(images))]
@@ -189,7 +189,7 @@ def test_onnx_matches_pytorch_on_several_sizes(run_dir, onnx_export, tiny_synthe
 def test_onnx_metadata_round_trip(run_dir, onnx_export):
     meta = read_metadata(onnx_export.path)
     assert meta == onnx_export.metadata
-    from semprior_core.checkpoint import load_checkpoint
+    from semprior_core.store.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(run_dir / "best.pt")
     assert (meta.backbone, meta.size_divisor, meta.precision, meta.network) == ("unet", 4, "fp32", "student")
@@ -282,7 +282,7 @@ def test_export_refuses_missing_network_and_unreadable_validation(run_dir, tmp_p
     with pytest.raises(ExportError, match="no network 'teacher'"):
         export_checkpoint(run_dir / "best.pt", tmp_path / "t.onnx", ExportConfig(network="teacher"))
     # a checkpoint whose dataset moved: the threshold cannot be chosen, and the error says what to do
-    from semprior_core.checkpoint import load_checkpoint, save_checkpoint
+    from semprior_core.store.checkpoint import load_checkpoint, save_checkpoint
 
     ckpt = load_checkpoint(run_dir / "best.pt")
     ckpt["config"]["data"]["datasets"][0]["root"] = str(tmp_path / "gone")

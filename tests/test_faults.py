@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 import torch
 
-from semprior_core.checkpoint import load_checkpoint
 from semprior_core.io import read_jsonl
-from semprior_core.label_history import LabelHistory
+from semprior_core.store.checkpoint import load_checkpoint
+from semprior_core.store.label_history import LabelHistory
 
 COMMON = ["--data.crop=32", "--data.batch_size=4", "--data.val_fraction=0.25", "--model.options={widths: [4, 8, 16]}",
           "--train.epochs=4", "--train.threads=1", "--labels.start_epoch_frac=0.0", "--labels.update_every=1",

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from semprior_core.config import load_config
-from semprior_core.cross_eval import evaluate_on
 from semprior_core.data.synthetic import SyntheticConfig, generate
-from semprior_core.detection_curves import CurveCounts
 from semprior_core.engine import train
-from semprior_core.evaluate import evaluate_run
+from semprior_core.evaluation.cross_eval import evaluate_on
+from semprior_core.evaluation.detection_curves import CurveCounts
+from semprior_core.evaluation.evaluate import evaluate_run
 from workbench.generalisation import equal_pd_check, paired_false_alarms, section
 from workbench.report import detection_lines
 from workbench.results import Entry, build_report

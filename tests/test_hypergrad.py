@@ -352,7 +352,7 @@ def test_invalid_order():
      ("inner_lr", 0.0), ("n_clusters", -1), ("temperature", 0.0)],
 )  # fmt: skip
 def test_config_rejects_bad_values_naming_the_field(field, value):
-    from semprior_core.configtree import from_dict
+    from semprior_core.config.tree import from_dict
 
     with pytest.raises(ValueError, match=field):
         SempriorConfig(**{field: value})

@@ -8,8 +8,8 @@ import pytest
 import torch
 from scipy import ndimage
 
-from semprior_core.checkpoint import CheckpointError
 from semprior_core.data.dataset import Normalization
+from semprior_core.evaluation.postprocess import PostprocessConfig, Target, extract_targets
 from semprior_core.export import (
     DeployModel,
     ExportConfig,
@@ -20,8 +20,8 @@ from semprior_core.export import (
 )
 from semprior_core.io import read_image
 from semprior_core.models import create_backbone
-from semprior_core.postprocess import PostprocessConfig, Target, extract_targets
-from semprior_core.tiling import Span, TileConfig, axis_spans, plan_tiles, predict_tiled
+from semprior_core.runtime.tiling import Span, TileConfig, axis_spans, plan_tiles, predict_tiled
+from semprior_core.store.checkpoint import CheckpointError
 from tests.test_export import clear_threshold
 from workbench.infer import (
     InferConfig,
@@ -259,7 +259,7 @@ def test_infer_video_frame_by_frame(onnx_path, tmp_path):
 
 
 def test_quantization_effect_matches_evaluation(run_dir):
-    from semprior_core.evaluate import evaluate_run
+    from semprior_core.evaluation.evaluate import evaluate_run
     from workbench.deploy_bench import quantization_effect
 
     eff = quantization_effect(run_dir, split="test", calibration_frames=2)

@@ -16,8 +16,8 @@ from matplotlib.figure import Figure
 import workbench.inspect as wi
 from semprior_core.config import config_dict, load_config
 from semprior_core.data.points import centroid_points
-from semprior_core.label_history import LabelHistory
-from semprior_core.runs import Run
+from semprior_core.store.label_history import LabelHistory
+from semprior_core.store.runs import Run
 from tests.fixtures_runs import tiny_classical_run, tiny_run, tiny_supervised_run  # noqa: F401
 from workbench.inspect import figures
 from workbench.inspect.compare import flatten, group_labels
@@ -200,7 +200,7 @@ def test_label_frame_reads_the_update_points_and_contour(tiny_run):  # noqa: F81
 
 
 def test_label_frame_predictions_match_the_core_prediction_path(tiny_run):  # noqa: F811
-    from semprior_core.evaluate import load_run, predict_bank, run_bank
+    from semprior_core.evaluation.evaluate import load_run, predict_bank, run_bank
 
     loaded = load_run(tiny_run / "best.pt")
     bank = run_bank(loaded, tiny_run, "train")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from semprior_core.metrics import (
+from semprior_core.evaluation.metrics import (
     ImageStats,
     MetricAccumulator,
     Metrics,

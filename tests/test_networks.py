@@ -121,7 +121,7 @@ def _trainer(base, *overrides):
 
 
 def test_shared_backbone_is_the_students_and_one_step_moves_both(tmp_path):
-    from semprior_core.inference import to_device
+    from semprior_core.runtime.inference import to_device
 
     trainer = _trainer(tmp_path, "semprior.share_backbone=true")
     m = trainer.method
@@ -147,10 +147,10 @@ def test_separate_backbones_share_no_tensor(tmp_path):
 def test_a_shared_backbone_run_resumes_and_evaluates(tmp_path):
     import json
 
-    from semprior_core.checkpoint import load_checkpoint
     from semprior_core.config import config_from_dict
     from semprior_core.engine import Trainer
-    from semprior_core.evaluate import load_run
+    from semprior_core.evaluation.evaluate import load_run
+    from semprior_core.store.checkpoint import load_checkpoint
     from tests.fixtures_runs import SEMPRIOR_OVERRIDES, build_run
 
     # distill off: the loss terms do not matter here. build_run also evaluates both networks on the test split.

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from semprior_core.checkpoint import save_checkpoint
-from semprior_core.evaluate import predict_folder
+from semprior_core.evaluation.evaluate import predict_folder
 from semprior_core.io import DataError, atomic_write_text, save_png
-from semprior_core.outputs import output_names, plan_outputs
+from semprior_core.store.checkpoint import save_checkpoint
+from semprior_core.store.outputs import output_names, plan_outputs
 from workbench.cli import main
 from workbench.infer import InferConfig, infer_images, infer_video
 

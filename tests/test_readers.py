@@ -25,15 +25,15 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from semprior_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from semprior_core.classical.run import classical_run_dir
 from semprior_core.config import RunConfig, config_dict, load_config
-from semprior_core.configtree import ConfigError
+from semprior_core.config.tree import ConfigError
 from semprior_core.data.catalog import check_points
 from semprior_core.data.folder import DatasetFolder, read_split_file
 from semprior_core.data.points import PointSet
 from semprior_core.io import DataError, read_image, read_mask
-from semprior_core.runs import Run
+from semprior_core.store.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from semprior_core.store.runs import Run
 from workbench.cli import main
 from workbench.inspect import compare_runs, curves, metrics_table
 from workbench.results import collect

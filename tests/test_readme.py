@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from semprior_core.data.point_formats import CSV_COLUMNS
-from semprior_core.postprocess import TARGET_FIELDS
+from semprior_core.evaluation.postprocess import TARGET_FIELDS
 from workbench.cli import OPTIONAL_EXTRAS, build_parser
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")

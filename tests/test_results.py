@@ -4,7 +4,7 @@ import pytest
 
 from semprior_core.config import load_config
 from semprior_core.engine import train
-from semprior_core.evaluate import evaluate_run
+from semprior_core.evaluation.evaluate import evaluate_run
 from workbench.results import Entry, build_report, collect, targets
 
 BASE = ["data.crop=32", "data.batch_size=4", "data.val_fraction=0.25", "model.options={widths: [4, 8, 16]}",

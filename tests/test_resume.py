@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from semprior_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from semprior_core.config import ConfigError, check_resume, load_config
 from semprior_core.engine import TrainingError, train
 from semprior_core.io import DataError
+from semprior_core.store.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from tests.fixtures_runs import tiny_run  # noqa: F401
 from workbench.cli import main
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from semprior_core.run_dir import RunDir
-from semprior_core.runs import Run
+from semprior_core.store.run_dir import RunDir
+from semprior_core.store.runs import Run
 from tests.fixtures_runs import tiny_run  # noqa: F401
 
 

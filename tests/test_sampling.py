@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from semprior_core.config import load_config
-from semprior_core.configtree import ConfigError
+from semprior_core.config.tree import ConfigError
 from semprior_core.data.catalog import build_splits
 from semprior_core.data.dataset import CropDataset, ImageBank, Normalization, epoch_plan
 from semprior_core.data.transforms import apply_points, sample_geometry

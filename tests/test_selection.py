@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from semprior_core.selection import point_hits, point_scores
+from semprior_core.evaluation.selection import point_hits, point_scores
 
 
 def test_point_hits_by_hand():
@@ -35,8 +35,8 @@ def test_no_annotated_point_scores_nan_and_cannot_select():
     validation split without points picked its checkpoint; NaN compares false with every score."""
     import math
 
+    from semprior_core.evaluation.postprocess import select_threshold
     from semprior_core.io import DataError
-    from semprior_core.postprocess import select_threshold
 
     empty = np.zeros((0, 2), np.int64)
     for prob in (np.zeros((20, 20), np.float32), np.ones((20, 20), np.float32)):
@@ -48,7 +48,7 @@ def test_no_annotated_point_scores_nan_and_cannot_select():
 
 
 def test_best_record_skips_unscored_validations():
-    from semprior_core.runs import best_record
+    from semprior_core.store.runs import best_record
 
     history = [{"epoch": 1, "select_score": float("nan")}, {"epoch": 2, "select_score": 0.3},
                {"epoch": 3, "select_score": 0.2}, {"epoch": 4}]

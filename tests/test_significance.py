@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from semprior_core.significance import paired_bootstrap, pool_seeds
+from semprior_core.evaluation.significance import paired_bootstrap, pool_seeds
 
 
 def test_clearly_better_method_is_significant():

@@ -8,7 +8,7 @@ from PIL import Image
 
 from semprior_core.classical.tophat import tophat
 from semprior_core.data.synthetic import SyntheticConfig, generate, render_sample
-from semprior_core.metrics import components
+from semprior_core.evaluation.metrics import components
 
 BASE = {"height": 96, "width": 96, "size_range": None}
 

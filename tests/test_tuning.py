@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from semprior_core.configtree import ConfigError
+from semprior_core.config.tree import ConfigError
 from workbench import reproduce, tuning
 from workbench.tuning import Candidate
 

@@ -201,7 +201,7 @@ def bench_metrics(data_root: str, repeats: int = 3) -> dict:
     from semprior_core.config import DataConfig, DatasetSpec
     from semprior_core.data.catalog import build_splits
     from semprior_core.data.dataset import ImageBank
-    from semprior_core.metrics import evaluate
+    from semprior_core.evaluation.metrics import evaluate
 
     splits = build_splits(DataConfig(datasets=[DatasetSpec(root=str(data_root))]))
     bank = ImageBank(splits.test)

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from semprior_core.io import read_json
-from semprior_core.run_dir import RunDir
+from semprior_core.store.run_dir import RunDir
 
 # Piped output (logs, CI) gets wide tables rather than wrapped columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -70,9 +70,9 @@ def _metrics_table(title: str, rows: list[tuple[str, dict[str, float]]]) -> Tabl
 
 # -- subcommands -------------------------------------------------------------------------------
 def cmd_train(args, extra) -> int:
-    from semprior_core import distributed
     from semprior_core.engine import TrainingError, train
     from semprior_core.io import WriteError
+    from semprior_core.runtime import distributed
 
     distributed.init_from_env()  # a no-op unless launched by torchrun with several processes
     cfg = _config(args, extra)
@@ -96,7 +96,7 @@ def _after_failed_write(run_dir: Path) -> str:
 
 def _best(run_dir: Path) -> str:
     """What selected best.pt, through the run reader (a NaN score, a validation that could not score, is skipped)."""
-    from semprior_core.runs import Run, best_record
+    from semprior_core.store.runs import Run, best_record
 
     run = Run.open(run_dir)
     best = best_record(run.history())
@@ -106,7 +106,7 @@ def _best(run_dir: Path) -> str:
 
 
 def cmd_eval(args, extra) -> int:
-    from semprior_core.evaluate import evaluate_run
+    from semprior_core.evaluation.evaluate import evaluate_run
 
     if args.data is not None:
         return _eval_on_data(args)
@@ -130,7 +130,7 @@ def cmd_eval(args, extra) -> int:
 def _eval_on_data(args) -> int:
     """``eval --run R --data OTHER``: R may also be a folder of runs (every finished run below it is scored)."""
     from semprior_core.classical.run import classical_run_dir
-    from semprior_core.cross_eval import evaluate_on
+    from semprior_core.evaluation.cross_eval import evaluate_on
     from semprior_core.io import DataError
     from workbench.inspect.compare import expand_runs
 
@@ -178,7 +178,7 @@ def _eval_on_data(args) -> int:
 
 
 def cmd_predict(args, extra) -> int:
-    from semprior_core.evaluate import predict_folder
+    from semprior_core.evaluation.evaluate import predict_folder
 
     files = predict_folder(args.checkpoint, args.images, args.out, which=args.which, device=args.device)
     console.print(f"wrote {len(files)} probability maps to {args.out}")
@@ -297,7 +297,7 @@ def cmd_data_check(args, extra) -> int:
 
 
 def cmd_labels(args, extra) -> int:
-    from semprior_core.label_history import LabelHistory
+    from semprior_core.store.label_history import LabelHistory
 
     hist = LabelHistory(args.run)
     if not len(hist):
@@ -321,7 +321,7 @@ def _fmt(v) -> str:
 
 def cmd_demo(args, extra) -> int:
     from semprior_core.engine import train
-    from semprior_core.evaluate import evaluate_run
+    from semprior_core.evaluation.evaluate import evaluate_run
     from workbench.report import write_run_report
 
     cfg = _config(args, extra, default=CONFIG_DIR / "demo.yaml")
@@ -342,7 +342,7 @@ def cmd_demo(args, extra) -> int:
 
 
 def _eval_models(run_dir: Path) -> list[str]:
-    from semprior_core.runs import Run
+    from semprior_core.store.runs import Run
 
     return list(Run.open(run_dir).info()["eval_models"])
 
@@ -450,7 +450,7 @@ def cmd_dashboard(args, extra) -> int:
 
 
 def cmd_bench(args, extra) -> int:
-    from semprior_core.device import resolve_device
+    from semprior_core.runtime.device import resolve_device
     from workbench.bench import bench_tables, markdown, print_table
 
     device = resolve_device("auto")
@@ -536,7 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--device", default="auto")
     sp.add_argument("--json", action="store_true")
 
-    from semprior_core.outputs import NAMING
+    from semprior_core.store.outputs import NAMING
 
     sp = add("predict", cmd_predict, "write one 8-bit probability PNG per image")
     sp.add_argument("--checkpoint", required=True)
@@ -654,10 +654,10 @@ OPTIONAL_EXTRAS = {"panel": "app", "holoviews": "app", "plotly": "app", "bokeh":
 def main(argv: list[str] | None = None) -> int:
     from rich.markup import escape
 
-    from semprior_core.checkpoint import CheckpointError
-    from semprior_core.configtree import ConfigError
+    from semprior_core.config.tree import ConfigError
     from semprior_core.engine import TrainingError
     from semprior_core.io import DataError, WriteError
+    from semprior_core.store.checkpoint import CheckpointError
 
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)

@@ -134,8 +134,8 @@ def quantization_effect(run_dir: str | Path, split: str = "test", checkpoint: st
                         calibration_frames: int = 8, device: str = "cpu") -> dict[str, Any]:
     """IoU, nIoU, Pd, Fa of the fp32 and static-int8 ONNX students of a run on ``split``, at the
     threshold chosen on the validation split, and their difference (int8 - fp32)."""
-    from semprior_core.evaluate import resolve_checkpoint, split_bank
-    from semprior_core.metrics import MetricAccumulator
+    from semprior_core.evaluation.evaluate import resolve_checkpoint, split_bank
+    from semprior_core.evaluation.metrics import MetricAccumulator
 
     run_dir = Path(run_dir)
     path = resolve_checkpoint(run_dir, checkpoint)

@@ -23,8 +23,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from semprior_core.cross_eval import cross_evaluations  # noqa: E402
-from semprior_core.detection_curves import DEFAULT_MAX_FA, CurveCounts, sum_counts, value_at_pd  # noqa: E402
+from semprior_core.evaluation.cross_eval import cross_evaluations  # noqa: E402
+from semprior_core.evaluation.detection_curves import DEFAULT_MAX_FA, CurveCounts, sum_counts, value_at_pd  # noqa: E402
 from workbench.inspect.compare import expand_runs, format_mean_std  # noqa: E402
 from workbench.results import Entry, _order, collect, describe, significance, table  # noqa: E402
 
@@ -102,7 +102,7 @@ def equal_pd_check(entries: list[Entry]) -> list[str]:
     """Semprior student vs LESPS: false-alarm objects per frame at the same Pd, on all and on target-free frames.
 
     The common Pd is the lower of the two students' Pd at the run threshold (seeds pooled), which both
-    curves reach; each curve is read there by :func:`~semprior_core.detection_curves.value_at_pd`.
+    curves reach; each curve is read there by :func:`~semprior_core.evaluation.detection_curves.value_at_pd`.
     """
     sp, lesps = _cell(entries, "semprior"), _cell(entries, "lesps")
     if sp is None or lesps is None:
@@ -231,7 +231,7 @@ def section(paths: list[str | Path], fig_dir: Path, rel_to: Path, with_figures: 
              "Each run's validation-selected checkpoint, with its own normalisation and threshold (0.5; classical "
              "runs: their validation-tuned setting), scored on another dataset's test split (`semprior eval --run R "
              "--data OTHER`). Mean ± std over seeds; Pd per bin pools the targets of all seeds (count in brackets); "
-             "local contrast is the signal-to-clutter ratio of `semprior_core.detection_curves.target_contrast`.", ""]
+             "local contrast is the signal-to-clutter ratio of `semprior_core.evaluation.detection_curves.target_contrast`.", ""]
     if not cross:
         lines += ["No cross-dataset evaluations were found.", ""]
     for (trained, evaluated), entries in sorted(cross.items()):

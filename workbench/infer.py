@@ -2,11 +2,11 @@
 
 A model is an exported ONNX file (run by onnxruntime), an exported TorchScript file or a training
 checkpoint (both run by PyTorch); the kind is read from the file's content. Large frames are predicted
-whole, or in overlapping tiles stitched seamlessly (:mod:`semprior_core.tiling`) when ``tile`` is set and
+whole, or in overlapping tiles stitched seamlessly (:mod:`semprior_core.runtime.tiling`) when ``tile`` is set and
 the frame exceeds it — and automatically when a whole frame runs out of memory.
 
-Outputs in ``out``: one 8-bit probability PNG per image (named as :data:`semprior_core.outputs.NAMING` says) or
-video frame (``frame_<index>.png``), and the targets of every frame (:func:`semprior_core.postprocess.extract_targets`
+Outputs in ``out``: one 8-bit probability PNG per image (named as :data:`semprior_core.store.outputs.NAMING` says) or
+video frame (``frame_<index>.png``), and the targets of every frame (:func:`semprior_core.evaluation.postprocess.extract_targets`
 at the model's validated threshold unless overridden) in ``targets.json`` and ``targets.csv``. All of them
 are checked before anything is written: an output that would replace an input file is refused.
 """
@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from semprior_core.evaluation.postprocess import TARGET_FIELDS, PostprocessConfig, Target, extract_targets
 from semprior_core.export import (
     INPUT_NAME,
     OUTPUT_NAME,
@@ -36,9 +37,8 @@ from semprior_core.export import (
     require_onnxruntime,
 )
 from semprior_core.io import DataError, atomic_write_json, atomic_write_text, read_image, save_png
-from semprior_core.outputs import plan_outputs, refuse_inputs
-from semprior_core.postprocess import TARGET_FIELDS, PostprocessConfig, Target, extract_targets
-from semprior_core.tiling import TileConfig, predict_tiled
+from semprior_core.runtime.tiling import TileConfig, predict_tiled
+from semprior_core.store.outputs import plan_outputs, refuse_inputs
 
 DEVICES = ("cpu", "cuda", "auto")
 TARGET_FILES = ("targets.json", "targets.csv")
@@ -109,7 +109,7 @@ def load_predictor(path: str | Path, device: str = "cpu") -> Predictor:
 
     A checkpoint carries no validated threshold: its metadata says ``default`` (0.5); export it to get one.
     """
-    from semprior_core.device import resolve_device
+    from semprior_core.runtime.device import resolve_device
 
     if device not in DEVICES:
         raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
@@ -256,7 +256,7 @@ def _csv_value(v: float | int) -> str:
 
 
 def image_frames(folder: str | Path) -> tuple[Iterator[tuple[str, np.ndarray]], int]:
-    from semprior_core.evaluate import list_images
+    from semprior_core.evaluation.evaluate import list_images
 
     files = list_images(folder)
     return ((p.stem, read_image(p)) for p in files), len(files)
@@ -294,7 +294,7 @@ def video_frames(path: str | Path) -> tuple[Iterator[tuple[str, np.ndarray]], in
 
 def infer_images(model: str | Path, images: str | Path, out: str | Path, cfg: InferConfig = InferConfig()) -> InferSummary:
     """Maps and targets of every image in ``images``; a frame's name is its map's name (see the module doc)."""
-    from semprior_core.evaluate import list_images
+    from semprior_core.evaluation.evaluate import list_images
 
     files = list_images(images)
     names = [p.stem for p in plan_outputs(files, out, TARGET_FILES)]

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import yaml
 
 from semprior_core.io import read_jsonl
-from semprior_core.run_dir import RunDir
+from semprior_core.store.run_dir import RunDir
 
 DEMO_CONFIG = Path(__file__).parent / "configs" / "demo.yaml"
 LOG_NAME = "live.log"

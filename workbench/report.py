@@ -11,10 +11,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from semprior_core.evaluate import EvalResult, load_run, predict_bank, resolve_checkpoint, run_bank  # noqa: E402
+from semprior_core.evaluation.evaluate import EvalResult, load_run, predict_bank, resolve_checkpoint, run_bank  # noqa: E402
 from semprior_core.io import atomic_write_text  # noqa: E402
-from semprior_core.label_history import LabelHistory  # noqa: E402
-from semprior_core.runs import Run  # noqa: E402
+from semprior_core.store.label_history import LabelHistory  # noqa: E402
+from semprior_core.store.runs import Run  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:
@@ -82,8 +82,8 @@ def label_growth_sentence(table: list[dict]) -> str:
 def detection_lines(run_dir: Path, result: EvalResult, fig_dir: Path) -> list[str]:
     """False alarms and the Pd–Fa curve of ``result``'s network on the run's own test split, in words and a figure
     (needs the test split of a single-dataset run; other runs get no such section)."""
-    from semprior_core.cross_eval import evaluate_on, trained_on_datasets
-    from semprior_core.runs import Run
+    from semprior_core.evaluation.cross_eval import evaluate_on, trained_on_datasets
+    from semprior_core.store.runs import Run
     from workbench.generalisation import pd_fa_figure
 
     cfg = Run.open(run_dir).config()

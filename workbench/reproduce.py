@@ -24,9 +24,9 @@ from pathlib import Path
 import yaml
 
 from semprior_core.config import load_config
-from semprior_core.configtree import ConfigError
+from semprior_core.config.tree import ConfigError
 from semprior_core.io import DataError, read_text
-from semprior_core.run_dir import RunDir
+from semprior_core.store.run_dir import RunDir
 
 from . import sweep
 
@@ -161,7 +161,7 @@ def run_cost(cfg) -> float:
 def run_classical_baselines(protocol: Protocol, out: Path, root_dir: Path, console=None) -> list[Path]:
     """Tune each classical method on each dataset's validation split and score it on test."""
     from semprior_core.classical.run import load_classical_config, run_classical
-    from semprior_core.evaluate import evaluate_run
+    from semprior_core.evaluation.evaluate import evaluate_run
 
     dirs = []
     for ds_name, specs in protocol.datasets.items():
@@ -186,7 +186,7 @@ def run_classical_baselines(protocol: Protocol, out: Path, root_dir: Path, conso
 
 def warm_caches(pairs: list[tuple[sweep.Job, object]], progress: bool = True, console=None) -> None:
     """Build each distinct VFM feature cache once, before runs that share it train side by side."""
-    from semprior_core.configtree import apply_overrides
+    from semprior_core.config.tree import apply_overrides
     from semprior_core.run_policy import uses_vfm
     from semprior_core.vfm.cache import warm_cache
 

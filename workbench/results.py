@@ -7,7 +7,7 @@ from run directories only (never a number the runs did not produce).
 - The ratio of each point-supervised method's IoU to full supervision's.
 - Paired significance of the semprior student against every other method of the same dataset:
   a bootstrap over test images of the dataset-IoU difference (seeds pooled per image) and a
-  Wilcoxon signed-rank test on per-image IoU (:mod:`semprior_core.significance`).
+  Wilcoxon signed-rank test on per-image IoU (:mod:`semprior_core.evaluation.significance`).
 - The project's targets (semprior vs LESPS, PAL, full supervision, and each ablation), met or not.
 - Figures referenced from the markdown: validation curves, pseudo-mask quality over label updates,
   cluster-weight trajectories, example predictions on test images drawn by a seeded permutation.
@@ -31,9 +31,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from semprior_core.evaluation.significance import paired_bootstrap, pool_seeds  # noqa: E402
 from semprior_core.io import atomic_write_text  # noqa: E402
-from semprior_core.runs import Run  # noqa: E402
-from semprior_core.significance import paired_bootstrap, pool_seeds  # noqa: E402
+from semprior_core.store.runs import Run  # noqa: E402
 from workbench.inspect.compare import expand_runs, format_mean_std  # noqa: E402
 
 METRICS = ("IoU", "nIoU", "Pd", "Fa")

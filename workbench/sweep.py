@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from semprior_core.config import RunConfig
-from semprior_core.configtree import apply_overrides
+from semprior_core.config.tree import apply_overrides
 from semprior_core.io import atomic_write_text
-from semprior_core.run_dir import RunDir
-from semprior_core.runs import Run
+from semprior_core.store.run_dir import RunDir
+from semprior_core.store.runs import Run
 
 SWITCHES = {
     "scam": "scam.enabled",
@@ -82,9 +82,9 @@ def plan(base: RunConfig, out: Path, seeds: list[int], ablations: list[str], nam
 
 def run_job(base: RunConfig, job: Job, progress: bool = True) -> None:
     """Train (or resume, or skip if finished) and evaluate every network on the test split (if ``job.test``)."""
-    from semprior_core.checkpoint import load_checkpoint
     from semprior_core.engine import train
-    from semprior_core.evaluate import evaluate_run
+    from semprior_core.evaluation.evaluate import evaluate_run
+    from semprior_core.store.checkpoint import load_checkpoint
 
     cfg = apply_overrides(base, list(job.overrides))
     last = RunDir(job.run_dir).last

@@ -2,7 +2,7 @@
 
 Each point-supervised method gets the same number of candidate configurations (a protocol's
 ``candidates``), trained on one dataset and seed. A candidate's score is the validation score that
-selected its checkpoint (``select_score`` of :func:`semprior_core.runs.best_record`: point-F1 on the
+selected its checkpoint (``select_score`` of :func:`semprior_core.store.runs.best_record`: point-F1 on the
 validation split carved from training data). Test metrics are never read here, so the winners cannot
 have been chosen on the test split. Ties go to the candidate listed first (the method's default).
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 import yaml
 
 from semprior_core.io import DataError, atomic_write_text
-from semprior_core.run_dir import RunDir
-from semprior_core.runs import Run, best_record
+from semprior_core.store.run_dir import RunDir
+from semprior_core.store.runs import Run, best_record
 
 from .reproduce import Protocol, plan
 

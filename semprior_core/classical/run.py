@@ -2,7 +2,7 @@
 
 ``run_classical(cfg, out)`` carves the validation split exactly as training does (``data.val_fraction`` and
 ``data.val_seed`` of the run's :class:`DataConfig`), tunes the method's parameters and threshold policy on the
-validation images and their **dense** masks, and writes a run directory readable by :mod:`semprior_core.runs`:
+validation images and their **dense** masks, and writes a run directory readable by :mod:`semprior_core.store.runs`:
 
 ```
 config.yaml    name, data (DataConfig) and the ``classical`` section (ClassicalConfig)
@@ -29,12 +29,12 @@ from typing import Any, Literal
 import numpy as np
 
 from ..config import DataConfig, RunConfig
-from ..configtree import ConfigError, apply_overrides, from_dict, load_yaml, naming_file, to_dict
+from ..config.tree import ConfigError, apply_overrides, from_dict, load_yaml, naming_file, to_dict
 from ..data.catalog import build_splits
 from ..data.dataset import ImageBank
 from ..io import DataError, atomic_write_text, read_json
-from ..run_dir import SPLITS, RunDir
-from ..runs import STRING, check_fields
+from ..store.run_dir import SPLITS, RunDir
+from ..store.runs import STRING, check_fields
 from .registry import get_method
 from .threshold import ThresholdPolicy
 from .tune import TuneResult, segment, tune

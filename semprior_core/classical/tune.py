@@ -2,7 +2,7 @@
 
 ``tune`` sees nothing but the validation arrays it is given; ``tune_on_split`` loads exactly the listed
 validation ids through caller-supplied loaders, so it cannot touch a test image. Selection maximises
-dataset-level IoU (total intersection / total union, ``semprior_core.metrics``) on those images.
+dataset-level IoU (total intersection / total union, ``semprior_core.evaluation.metrics``) on those images.
 Each parameter setting's score maps are computed once and every policy is swept over them.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..metrics import image_stats, summarize
+from ..evaluation.metrics import image_stats, summarize
 from .registry import ScoreFn, get_method
 from .threshold import ThresholdPolicy, apply_threshold
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from ..config import SYNTHETIC_ROOT, DataConfig, DatasetSpec
-from ..configtree import ConfigError
+from ..config.tree import ConfigError
 from ..io import DataError
-from ..paths import cache_dir
+from ..store.paths import cache_dir
 from .folder import DatasetFolder
 from .points import PointSet, points_from_masks
 

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from ..evaluation.metrics import components
 from ..io import DataError, atomic_write_json, read_json
-from ..metrics import components
 
 POINTS_FORMAT = "semprior-points"
 POINTS_VERSION = 1

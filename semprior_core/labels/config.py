@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from semprior_core.configcheck import check_fields
+from semprior_core.config.check import check_fields
 
 Rule = Literal["fixed", "lesps", "pal"]
 RULES = get_args(Rule)

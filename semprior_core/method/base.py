@@ -11,7 +11,7 @@ from torch import nn
 
 from ..config import RunConfig
 from ..data.dataset import FeatureSource, ImageBank, Normalization
-from ..run_dir import RunDir
+from ..store.run_dir import RunDir
 
 if TYPE_CHECKING:
     from ..networks import Networks

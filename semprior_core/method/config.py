@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from ..configcheck import ConfigError, check_fields
+from ..config.check import ConfigError, check_fields
 
 
 def auto_k(n: int) -> int:

@@ -19,7 +19,7 @@ Networks. By default teacher and student are two CNNs of the same architecture, 
 §1): the teacher is the student's own CNN plus SCAM, so one set of CNN weights receives both losses (and the
 look-ahead of the reweighting step covers it); the SCAMs are the teacher's only own parameters. Both
 networks' state_dicts then hold the shared tensors: the optimiser sees them once (:meth:`Method.parameters`
-dedups), checkpoints restore them from either entry, and :func:`semprior_core.evaluate.load_run` rebuilds
+dedups), checkpoints restore them from either entry, and :func:`semprior_core.evaluation.evaluate.load_run` rebuilds
 the two networks separately with equal values, which predicts the same.
 """
 
@@ -31,13 +31,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import distributed as dist
 from ..data.dataset import CropDataset, collate
-from ..device import epoch_seed
-from ..inference import to_device
 from ..io import append_jsonl, atomic_write_text, read_jsonl
 from ..losses import DISTILL_NORM, distillation, segmentation_loss
 from ..networks import Networks, build_student, build_teacher
+from ..runtime import distributed as dist
+from ..runtime.device import epoch_seed
+from ..runtime.inference import to_device
 from .base import Context, Method
 from .clusters import ClusterAssignment, cluster_images, stats_features
 from .hypergrad import ClusterReweighter, optimizer_step_sizes

@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import distributed as dist
 from ..config import RunConfig
 from ..data.dataset import ImageBank
 from ..data.points import PointSet
-from ..label_history import truncate_after, write_update
+from ..evaluation.metrics import components
 from ..labels import check_update, mask_stats
-from ..metrics import components
+from ..runtime import distributed as dist
+from ..store.label_history import truncate_after, write_update
 from .label_rules import LABEL_RULES
 
 Predict = Callable[[list[int]], list[np.ndarray]]  # indices -> whole-image probabilities

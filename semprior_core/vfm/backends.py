@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from ..configtree import ConfigError
+from ..config.tree import ConfigError
 from . import presets
 from .checkpoints import StateDict, build_vit, load_hub_state, load_state_auto
 from .frozen import FrozenVFM

@@ -28,8 +28,8 @@ from torch import Tensor
 from ..config import RunConfig, VFMConfig
 from ..data.dataset import FeatureSource, ImageBank
 from ..io import atomic_write, atomic_write_json
-from ..paths import cache_dir
 from ..run_policy import uses_vfm
+from ..store.paths import cache_dir
 from . import contrast as _contrast  # noqa: F401  (registers the hand-made "contrast" backend)
 from .frozen import FrozenVFM
 from .registry import create_vfm

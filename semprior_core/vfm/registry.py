@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..configtree import ConfigError
+from ..config.tree import ConfigError
 from .frozen import FrozenVFM
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from semprior_core.data.points import PointSet
-from semprior_core.evaluate import list_images
+from semprior_core.evaluation.evaluate import list_images
 from semprior_core.io import DataError, atomic_write_text, read_image
 
 from .suggest import Suggestions

@@ -3,7 +3,7 @@ per image so the frames the model is least sure about can be labelled first.
 
 The model is a run directory (its ``best.pt``, chosen on validation), a training checkpoint, or an
 exported ONNX/TorchScript file (which carries its validated threshold; a checkpoint's is 0.5). A target is
-a component of ``prob > threshold`` (:func:`semprior_core.postprocess.extract_targets`); its suggested point
+a component of ``prob > threshold`` (:func:`semprior_core.evaluation.postprocess.extract_targets`); its suggested point
 is the pixel nearest its centroid.
 """
 
@@ -17,8 +17,8 @@ import numpy as np
 from scipy import ndimage
 
 from semprior_core.data.point_formats import nearest_pixel
-from semprior_core.metrics import components
-from semprior_core.postprocess import PostprocessConfig, extract_targets
+from semprior_core.evaluation.metrics import components
+from semprior_core.evaluation.postprocess import PostprocessConfig, extract_targets
 
 
 @dataclass
@@ -52,7 +52,7 @@ def uncertainty(prob: np.ndarray, threshold: float) -> float:
 
 def model_path(run: str | Path) -> Path:
     """The model file of ``run``: a run directory's ``best.pt``, else ``run`` itself."""
-    from semprior_core.evaluate import resolve_checkpoint
+    from semprior_core.evaluation.evaluate import resolve_checkpoint
     from semprior_core.io import DataError
 
     run = Path(run).expanduser()

@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from semprior_core.configtree import to_dict
-from semprior_core.runs import Run, find_runs
+from semprior_core.config.tree import to_dict
+from semprior_core.store.runs import Run, find_runs
 
 from .overview import METRIC_COLUMNS, VAL_SPLIT, metrics_table
 

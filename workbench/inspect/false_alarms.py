@@ -1,8 +1,8 @@
 """A run's false alarms on a chosen dataset folder, largest first (data for a dashboard view or notebook).
 
 A false alarm is a predicted component (probability > the run's threshold, or a classical run's mask) that
-matches no target under the rule of :mod:`semprior_core.metrics`; see
-:func:`semprior_core.detection_curves.false_alarm_objects`. The folder is a dataset folder
+matches no target under the rule of :mod:`semprior_core.evaluation.metrics`; see
+:func:`semprior_core.evaluation.detection_curves.false_alarm_objects`. The folder is a dataset folder
 (``images/``, ``masks/``; all-zero masks are target-free frames). A folder of frames known to hold no target
 may lack ``masks/`` when ``assume_target_free`` says so: every detection there is then a false alarm.
 """
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from semprior_core.cross_eval import chunks, open_predictor, split_refs
 from semprior_core.data.folder import DatasetFolder
-from semprior_core.detection_curves import false_alarm_objects
+from semprior_core.evaluation.cross_eval import chunks, open_predictor, split_refs
+from semprior_core.evaluation.detection_curves import false_alarm_objects
 from semprior_core.io import DataError
 
 COLUMNS = ("frame", "area", "y", "x", "top", "left", "bottom", "right", "peak")

@@ -18,10 +18,10 @@ import torch
 from semprior_core.config import RunConfig
 from semprior_core.data.catalog import build_splits, folders_of, load_points
 from semprior_core.data.dataset import FullImageDataset, ImageBank, collate
-from semprior_core.evaluate import LoadedRun, load_run
-from semprior_core.inference import to_device
+from semprior_core.evaluation.evaluate import LoadedRun, load_run
 from semprior_core.io import DataError
-from semprior_core.runs import Run
+from semprior_core.runtime.inference import to_device
+from semprior_core.store.runs import Run
 
 SPLITS = ("train", "val", "test")
 

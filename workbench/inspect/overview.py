@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from semprior_core.runs import best_record
+from semprior_core.store.runs import best_record
 
 from .handle import RunHandle, open_run
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from semprior_core.metrics import components
+from semprior_core.evaluation.metrics import components
 
 from .handle import RunHandle, open_run
 from .imaging import contour, window_around

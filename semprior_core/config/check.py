@@ -1,7 +1,7 @@
 """Validation shared by every config dataclass: one error type and one way to state a field's rule.
 
 Pure (dataclasses and typing only), so that the pure packages (``labels/``, ``method/``) can validate their
-configs without importing the YAML loader or file I/O of :mod:`semprior_core.configtree`.
+configs without importing the YAML loader or file I/O of :mod:`semprior_core.config.tree`.
 """
 
 from __future__ import annotations

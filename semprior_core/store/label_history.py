@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .io import atomic_write_bytes
+from ..io import atomic_write_bytes
 from .run_dir import RunDir
 
 _NAME = re.compile(r"update_(\d{5})\.npz$")

@@ -17,8 +17,8 @@ from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 import yaml
 
-from .configcheck import ConfigError, FieldError
-from .io import DataError, read_text
+from ..io import DataError, read_text
+from .check import ConfigError, FieldError
 
 T = TypeVar("T")
 

@@ -1,8 +1,8 @@
 """Detection metrics beyond IoU, nIoU, Pd and Fa: Pd–Fa curves, size and contrast bins, false-alarm objects.
 
 Pure NumPy, no file I/O. Targets, binarisation and the one-to-one target matching are those of
-:mod:`semprior_core.metrics` (``components`` and ``match_targets``), so at the same threshold every count here
-equals what :func:`semprior_core.metrics.image_stats` counts.
+:mod:`semprior_core.evaluation.metrics` (``components`` and ``match_targets``), so at the same threshold every count here
+equals what :func:`semprior_core.evaluation.metrics.image_stats` counts.
 
 * **Pd–Fa curve** (the ROC plot of IRSTD papers, e.g. Dai et al., WACV 2021): Pd and Fa (false-alarm pixels /
   pixels, as ``Metrics.fa``) at each threshold of a grid, plus false-alarm *objects* (unmatched predicted
@@ -76,7 +76,7 @@ def _match_at(pred: np.ndarray, gt_parts: tuple, threshold: float, pd_distance: 
 
 
 def match_frame(pred: np.ndarray, gt: np.ndarray, *, threshold: float = 0.5, pd_distance: float = 3.0) -> Matched:
-    """Targets of ``gt`` and components of ``pred > threshold``, matched as :mod:`~semprior_core.metrics` does."""
+    """Targets of ``gt`` and components of ``pred > threshold``, matched as :mod:`~semprior_core.evaluation.metrics` does."""
     check_params(threshold, pd_distance)
     pred, gt_mask = _check_pair(pred, gt)
     return _match_at(pred, _gt_components(gt_mask), threshold, pd_distance)

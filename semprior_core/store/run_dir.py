@@ -8,12 +8,12 @@
     metrics.jsonl      one record per finished epoch (classical runs: one record)
     last.pt, best.pt   the last and the validation-selected checkpoint
     splits/{train,val,test}.txt   the sample ids the run used
-    labels/            pseudo-mask history (:mod:`semprior_core.label_history`)
+    labels/            pseudo-mask history (:mod:`semprior_core.store.label_history`)
     clusters/          assignment.json and weights.jsonl of the cluster reweighting
     eval/{split}_{model}_{checkpoint}.json    ``semprior eval`` results
     eval_cross/<dataset>/...                   cross-dataset evaluations
 
-Readers with validation live in :mod:`semprior_core.runs` (``Run``); writers (the engine, methods, evaluation,
+Readers with validation live in :mod:`semprior_core.store.runs` (``Run``); writers (the engine, methods, evaluation,
 classical runs) take a :class:`RunDir` instead of joining paths themselves.
 """
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .io import append_jsonl, atomic_write_json, atomic_write_text
+from ..io import append_jsonl, atomic_write_json, atomic_write_text
 
 SPLITS = ("train", "val", "test")
 

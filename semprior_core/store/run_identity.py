@@ -11,8 +11,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from .config import RESUME_MAY_CHANGE, RunConfig, config_changes, load_config
-from .io import DataError, read_json
+from ..config import RESUME_MAY_CHANGE, RunConfig, config_changes, load_config
+from ..io import DataError, read_json
 from .run_dir import RunDir
 
 

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from .io import DataError
+from ..io import DataError
 
 NAMING = ("one <stem>.png per image; images whose stems collide (a.png, a.jpg) are named <stem>_<extension> "
           "(a_png.png, a_jpg.png)")

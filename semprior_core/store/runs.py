@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import config_from_dict
-from .configtree import load_yaml, naming_file
-from .io import DataError, read_json, read_jsonl, read_text
+from ..config import config_from_dict
+from ..config.tree import load_yaml, naming_file
+from ..io import DataError, read_json, read_jsonl, read_text
 from .label_history import LabelHistory
 from .run_dir import RunDir
 
@@ -187,7 +187,7 @@ class Run:
     def config(self):
         """The run's config: a :class:`RunConfig`, or a ``ClassicalRunConfig`` for classical runs."""
         if self.kind == "classical":
-            from .classical.run import load_classical_config
+            from ..classical.run import load_classical_config
 
             return load_classical_config(self.files.config)
         with naming_file(self.files.config):

@@ -1,10 +1,10 @@
 """From probabilities to decisions: target lists, and the validation-chosen decision threshold.
 
 A *target* is an 8-connected component of ``prob > threshold`` (the binarisation and connectivity of
-:mod:`semprior_core.metrics`, so a deployed detector counts targets exactly as evaluation does) with at
+:mod:`semprior_core.evaluation.metrics`, so a deployed detector counts targets exactly as evaluation does) with at
 least ``min_area`` pixels. The threshold is chosen on the validation split only — by dense IoU when the
 run selected checkpoints on dense validation masks, else by the point-only F1 of
-:mod:`semprior_core.selection` — never on the test split.
+:mod:`semprior_core.evaluation.selection` — never on the test split.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from .io import DataError
+from ..io import DataError
 from .metrics import binarize, components, evaluate
 from .selection import point_scores
 

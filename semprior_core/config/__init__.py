@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .configcheck import ConfigError, check_fields
-from .configtree import apply_overrides, from_dict, load_yaml, naming_file, to_dict
-from .labels.config import LabelConfig
-from .method.config import SempriorConfig
+from ..labels.config import LabelConfig
+from ..method.config import SempriorConfig
+from .check import ConfigError, check_fields
+from .tree import apply_overrides, from_dict, load_yaml, naming_file, to_dict
 
 SYNTHETIC_ROOT = "@synthetic"  # the embedded default dataset, generated (seeded) on first use
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from .io import atomic_write_bytes
+from ..io import atomic_write_bytes
 
 FORMAT = "semprior-checkpoint"
 VERSION = 1

@@ -15,20 +15,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import load_checkpoint
-from .classical.run import ClassicalRun, classical_run_dir
-from .config import DataConfig, RunConfig, config_from_dict
-from .data.catalog import build_splits
-from .data.dataset import ImageBank, Normalization
-from .data.folder import IMAGE_SUFFIXES
-from .device import resolve_device
-from .io import DataError, atomic_write_json, read_image, read_text, save_png
+from ..classical.run import ClassicalRun, classical_run_dir
+from ..config import DataConfig, RunConfig, config_from_dict
+from ..data.catalog import build_splits
+from ..data.dataset import ImageBank, Normalization
+from ..data.folder import IMAGE_SUFFIXES
+from ..io import DataError, atomic_write_json, read_image, read_text, save_png
+from ..networks import Networks, build_network
+from ..run_policy import reads_vfm
+from ..runtime.device import resolve_device
+from ..store.checkpoint import load_checkpoint
+from ..store.outputs import plan_outputs
+from ..store.run_dir import RunDir
+from ..store.run_identity import check_checkpoint_of
 from .metrics import ImageStats, MetricAccumulator, Metrics
-from .networks import Networks, build_network
-from .outputs import plan_outputs
-from .run_dir import RunDir
-from .run_identity import check_checkpoint_of
-from .run_policy import reads_vfm
 
 
 @dataclass
@@ -118,7 +118,7 @@ class EvalResult:
 def predict_bank(run: LoadedRun, which: str, bank: ImageBank, device: torch.device) -> list[np.ndarray]:
     features = None
     if reads_vfm(run.cfg, which):
-        from .vfm.cache import features_for
+        from ..vfm.cache import features_for
 
         features = features_for(run.cfg, [bank])[0]
     return run.networks.predict(which, bank, run.norm, device=device, amp=run.cfg.train.amp, features=features)
@@ -172,15 +172,15 @@ def list_images(folder: str | Path) -> list[Path]:
 def predict_folder(checkpoint: str | Path, images: str | Path, out: str | Path, which: str | None = None,
                    device: str = "auto", progress: bool = True) -> list[Path]:
     """One 8-bit probability PNG per input image (same size) in ``out``, named as
-    :data:`~semprior_core.outputs.NAMING` says; refused before anything is written if an output would be an
+    :data:`~semprior_core.store.outputs.NAMING` says; refused before anything is written if an output would be an
     input file.
 
     ``checkpoint`` may also be a classical run (its directory or its ``run.json``); its masks are 0/255.
     """
     from tqdm.auto import tqdm
 
-    from .data.catalog import SampleRef
-    from .data.folder import DatasetFolder
+    from ..data.catalog import SampleRef
+    from ..data.folder import DatasetFolder
 
     files = list_images(images)
     targets = plan_outputs(files, out)

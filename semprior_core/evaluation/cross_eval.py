@@ -4,7 +4,7 @@
 validation-selected checkpoint, the normalisation stored in that checkpoint (computed on the run's training
 images) and the run's threshold (0.5, what ``semprior eval`` and checkpoint selection use); a classical run
 segments with its validation-tuned setting. Besides IoU, nIoU, Pd and Fa it records what
-:mod:`semprior_core.detection_curves` needs: Pd–Fa curve counts, each target's size, local contrast and
+:mod:`semprior_core.evaluation.detection_curves` needs: Pd–Fa curve counts, each target's size, local contrast and
 detection, each false-alarm object's area, and the same for target-free frames (all-zero masks are valid).
 
 The record says which data the run was trained on and which it was evaluated on. It is written to
@@ -21,11 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from .classical.run import ClassicalRun, classical_run_dir
-from .config import SYNTHETIC_ROOT, DataConfig, DatasetSpec
-from .data.catalog import SampleRef, resolve_root
-from .data.dataset import ImageBank
-from .data.folder import DatasetFolder
+from ..classical.run import ClassicalRun, classical_run_dir
+from ..config import SYNTHETIC_ROOT, DataConfig, DatasetSpec
+from ..data.catalog import SampleRef, resolve_root
+from ..data.dataset import ImageBank
+from ..data.folder import DatasetFolder
+from ..io import DataError, atomic_write_json, read_json
+from ..store.run_dir import RunDir
 from .detection_curves import (
     CONTRAST_BINS,
     CURVE_THRESHOLDS,
@@ -39,9 +41,7 @@ from .detection_curves import (
     pd_by_bin,
     sum_counts,
 )
-from .io import DataError, atomic_write_json, read_json
 from .metrics import ImageStats, MetricAccumulator, Metrics
-from .run_dir import RunDir
 
 SPLITS = ("test", "all")
 CHUNK = 32  # images predicted at a time
@@ -131,7 +131,7 @@ def target_ids(folder: DatasetFolder, split: str, split_file: str) -> list[str]:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     if split == "test":
         return folder.split_ids(split_file)
-    from .data.folder import IMAGE_SUFFIXES
+    from ..data.folder import IMAGE_SUFFIXES
 
     ids = sorted({p.stem for p in (folder.root / "images").iterdir()
                   if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")})
@@ -162,8 +162,8 @@ class Predictor:
 def open_predictor(run_dir: str | Path, which: str | None = None, checkpoint: str = "best", device: str = "auto",
                    threshold: float = 0.5) -> Predictor:
     """The run's ``checkpoint`` (checked to be its own) with the normalisation it stores, or its classical setting."""
+    from ..store.run_identity import check_checkpoint_of
     from .evaluate import checkpoint_label, load_run, predict_bank, resolve_checkpoint
-    from .run_identity import check_checkpoint_of
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -174,7 +174,7 @@ def open_predictor(run_dir: str | Path, which: str | None = None, checkpoint: st
         model = classical.check_model(which, checkpoint)
         return Predictor(run_dir, model, label, 0, None, None, classical.cfg.data,
                          lambda bank: [classical.segment(bank.image(j)) for j in range(len(bank))])
-    from .device import resolve_device
+    from ..runtime.device import resolve_device
 
     dev = resolve_device(device)
     run = load_run(resolve_checkpoint(run_dir, checkpoint), dev)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data.dataset import FeatureSource, FullImageDataset, ImageBank, Normalization, collate
+from ..data.dataset import FeatureSource, FullImageDataset, ImageBank, Normalization, collate
 from .device import autocast
 
 
