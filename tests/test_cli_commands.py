@@ -1,0 +1,78 @@
+"""The parser built from the command registry: every subcommand's help renders, and the commands, their order and
+their options are the ones the CLI had when its parser was one function (a change here is a change for users)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from workbench.cli import all_commands, build_parser, main
+
+# {command: sorted option strings, then positional arguments}, in the order `semprior --help` lists them.
+EXPECTED = {
+    "": [],
+    "train": ["--config", "--data", "--method", "--model", "--out", "--quiet", "--resume", "--supervision"],
+    "demo": ["--config", "--data", "--method", "--model", "--out", "--quiet", "--resume", "--supervision"],
+    "sweep": ["--ablate", "--config", "--data", "--method", "--model", "--out", "--quiet", "--resume", "--seeds",
+              "--supervision"],
+    "reproduce": ["--jobs", "--out", "--quiet", "--root", "protocol"],
+    "cache": ["--config", "--data", "--method", "--model", "--out", "--quiet", "--resume", "--supervision"],
+    "classical": ["--config", "--data", "--method", "--out", "--tune"],
+    "eval": ["--checkpoint", "--data", "--device", "--json", "--run", "--split", "--which"],
+    "predict": ["--checkpoint", "--device", "--images", "--out", "--which"],
+    "export": ["--checkpoint", "--device", "--format", "--fp16", "--int8", "--out", "--quantization", "--threshold",
+               "--which"],
+    "infer": ["--device", "--images", "--min-area", "--model", "--out", "--overlap", "--quiet", "--threshold", "--tile",
+              "--video"],
+    "points": ["--data", "--kind", "--out", "--seed"],
+    "points import": ["--format", "--out", "src"],
+    "points export": ["--format", "--out", "points"],
+    "annotate": ["--allow-remote", "--device", "--host", "--images", "--order", "--points", "--port", "--run", "--show",
+                 "--split", "--threshold"],
+    "data": [],
+    "data check": ["dir"],
+    "labels": ["--run"],
+    "report": ["--no-figures", "--note", "--out", "runs"],
+    "dashboard": ["--allow-remote", "--host", "--port", "--run", "--show"],
+    "bench": ["--backbones", "--batch", "--checkpoint", "--deploy", "--method-backbones", "--methods", "--metrics-data",
+              "--out", "--run", "--size", "--steps", "--teacher"],
+}
+
+
+def _walk(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
+    """(command, its options and positionals) for the parser and every nested one, depth first in declared order."""
+    actions = [a for a in parser._actions if not isinstance(a, argparse._HelpAction)]
+    yield " ".join(path), sorted(o for a in actions for o in a.option_strings) + [
+        a.dest for a in actions if not a.option_strings and not isinstance(a, argparse._SubParsersAction)]
+    for a in actions:
+        if isinstance(a, argparse._SubParsersAction):
+            for name, sub in a.choices.items():
+                yield from _walk(sub, (*path, name))
+
+
+def test_commands_and_options_are_unchanged():
+    assert list(_walk(build_parser())) == list(EXPECTED.items())
+
+
+def test_only_config_commands_take_overrides(capsys):
+    assert {c.name for c in all_commands() if c.overrides} == {"train", "demo", "sweep", "cache", "classical"}
+    with pytest.raises(SystemExit) as exc:
+        main(["labels", "--run", "r", "--train.epochs=5"])
+    assert exc.value.code == 2
+    assert "unrecognised arguments: --train.epochs=5" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", list(EXPECTED))
+def test_every_help_renders(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([*command.split(), "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: semprior {command}".rstrip())
+    assert "-h, --help" in out
+
+
+def test_a_group_alone_prints_its_help(capsys):
+    assert main(["data"]) == 2
+    assert capsys.readouterr().out.startswith("usage: semprior data [-h] {check} ...")
