@@ -5,17 +5,22 @@ through Playwright."""
 from __future__ import annotations
 
 import logging
+import shutil
 import socket
 from pathlib import Path
 
+import numpy as np
 import panel as pn
 import pytest
-from bokeh.models import Plot, Title
+from bokeh.models import Plot, Tabs, Title
+from bokeh.models.widgets.markups import Markup
 
+import semprior_core.evaluation.evaluate as evaluate
 import workbench.inspect as wi
 from tests.fixtures_runs import tiny_classical_run, tiny_run, tiny_supervised_run  # noqa: F401
-from workbench.dashboard import DashboardState, serve
-from workbench.dashboard.app import bindable_port, is_loopback
+from workbench.dashboard import DashboardState, build_app, serve
+from workbench.dashboard.app import FA_GALLERY, bindable_port, is_loopback, run_label
+from workbench.inspect.imaging import box_outline
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -29,8 +34,18 @@ VIEWPORT = {"width": 1400, "height": 900}
 
 
 @pytest.fixture(scope="module")
-def state(tiny_run, tiny_supervised_run, tiny_classical_run) -> DashboardState:  # noqa: F811
-    return DashboardState([tiny_run, tiny_supervised_run, tiny_classical_run])
+def clutter(tmp_path_factory) -> Path:
+    """A dataset folder the runs were not trained on: 6 test frames, half of them target-free with clutter."""
+    from semprior_core.data.synthetic import SyntheticConfig, generate
+
+    return generate(tmp_path_factory.mktemp("other") / "clutter", SyntheticConfig(
+        n_train=0, n_test=6, seed=7, height=64, width=64, size_range=None, max_targets=2, empty_fraction=0.5,
+        empty_clutter=1.0))
+
+
+@pytest.fixture(scope="module")
+def state(tiny_run, tiny_supervised_run, tiny_classical_run, clutter) -> DashboardState:  # noqa: F811
+    return DashboardState([tiny_run, tiny_supervised_run, tiny_classical_run], data=[clutter])
 
 
 def _select(state: DashboardState, name: str) -> None:
@@ -147,6 +162,86 @@ def test_a_classical_run_gets_messages_not_empty_axes(state):
     assert "no label history (a classical run" in _markdown(state.label_status())
     assert "no network to explain" in _markdown(state.attribution_plot())
     _select(state, "semprior")
+
+
+def test_the_first_view_builds_no_network(tiny_run, tmp_path, monkeypatch):  # noqa: F811
+    # A fresh copy: shared handles of the other tests may hold networks already.
+    run = shutil.copytree(tiny_run, tmp_path / "fresh")
+
+    def refuse(*_, **__):
+        raise RuntimeError("a network was built")
+
+    monkeypatch.setattr(evaluate, "build_network", refuse)
+    app = build_app([run])
+    root = app.get_root()  # the first tab, as a browser's first request gets it
+    assert any("carved from train" in (m.text or "") for m in root.select({"type": Markup}))  # the metrics
+    assert DashboardState([run]).param.model.objects == ["student", "teacher"]  # names, read without building
+    titles = [t.title for t in root.select_one({"type": Tabs}).tabs]
+    with pytest.raises(RuntimeError, match="a network was built"):  # the refusal bites where networks are needed
+        app[1].active = titles.index("Attributions")
+
+
+# -- false alarms ------------------------------------------------------------------------------
+def test_box_outline_frames_the_box_from_outside_and_stops_at_the_border():
+    drawn = np.zeros((6, 6), dtype=int)
+    drawn[tuple(box_outline((2, 1, 4, 3), (6, 6)).T)] = 1  # rows 2-3, columns 1-2
+    assert drawn.tolist() == [[0, 0, 0, 0, 0, 0],
+                              [1, 1, 1, 1, 0, 0],
+                              [1, 0, 0, 1, 0, 0],
+                              [1, 0, 0, 1, 0, 0],
+                              [1, 1, 1, 1, 0, 0],
+                              [0, 0, 0, 0, 0, 0]]
+    assert box_outline((0, 0, 2, 6), (6, 6)).tolist() == [[2, c] for c in range(6)]  # only the row below is inside
+    with pytest.raises(ValueError, match="empty box"):
+        box_outline((3, 3, 3, 4), (6, 6))
+
+
+def test_false_alarm_table_names_size_peak_and_location():
+    row = {"frame": "d/x", "area": 7, "y": 3.25, "x": 10.0, "top": 2, "left": 9, "bottom": 5, "right": 12,
+           "peak": 0.875}
+    assert wi.false_alarm_table([row]) == [{"image": "d/x", "size (px)": 7, "peak probability": 0.875,
+                                            "centroid (y, x)": "(3.2, 10.0)", "box rows, columns": "[2, 5), [9, 12)"}]
+
+
+def test_false_alarms_of_a_classical_run_largest_first_with_close_ups(state, tiny_classical_run, clutter):  # noqa: F811
+    _select(state, "tophat")
+    own = tiny_classical_run.parent / "data"  # the tiny runs' dataset (tests/fixtures_runs.py)
+    assert state.param.fa_folder.objects == [run_label(own), run_label(clutter)]  # its own data first
+    assert state.param.fa_split.objects == ["test"]  # its own data: scoring all images would score training ones
+    rows = wi.false_alarms(tiny_classical_run, state.fa_folder)
+    assert rows, "the top-hat finds clutter in the tiny test split"
+    view = state.false_alarm_view()
+    assert f"**{len(rows)} false-alarm objects** on the test split of" in view[0].object
+    table = view[1].object
+    assert table["image"].tolist() == [r["frame"] for r in rows]
+    assert table["size (px)"].tolist() == sorted(table["size (px)"], reverse=True)
+    cards = view[3]
+    assert len(cards) == min(len(rows), FA_GALLERY)
+    patch, _ = wi.false_alarm_patch(state.fa_folder, rows[0])
+    assert (cards[0][1].width, cards[0][1].height) == (3 * patch.shape[1], 3 * patch.shape[0])
+    assert f"`{rows[0]['frame']}` · {rows[0]['area']} px" in cards[0][0].object
+    state.fa_folder = run_label(clutter)  # another folder: all its images may be scored, target-free ones too
+    assert state.param.fa_split.objects == ["test", "all"]
+    state.fa_split = "all"
+    other = wi.false_alarms(tiny_classical_run, clutter, split="all")
+    assert f"**{len(other)} false-alarm objects** on all images of" in state.false_alarm_view()[0].object
+    _select(state, "semprior")  # another run on the same data: the chosen folder and split stay
+    assert (state.fa_folder, state.fa_split) == (run_label(clutter), "all")
+    state.fa_folder = run_label(own)
+    assert state.param.fa_split.objects == ["test"] and state.fa_split == "test"
+
+
+def test_runs_that_cannot_predict_and_folders_without_masks_get_a_message(  # noqa: F811
+        tiny_supervised_run, tiny_classical_run, clutter, tmp_path):  # noqa: F811
+    run = shutil.copytree(tiny_supervised_run, tmp_path / "untrained", ignore=shutil.ignore_patterns("*.pt"))
+    text = _markdown(DashboardState([run]).false_alarm_view())
+    assert "Cannot list this run's false alarms" in text and "checkpoint not found" in text
+    bare = tmp_path / "no_masks"
+    for part in ("images", "splits"):
+        shutil.copytree(clutter / part, bare / part)
+    s = DashboardState([tiny_classical_run], data=[bare])
+    s.fa_folder = run_label(bare)
+    assert "no masks/ folder" in _markdown(s.false_alarm_view())
 
 
 def test_serve_binds_loopback_unless_remote_access_is_explicit(tiny_run):  # noqa: F811

@@ -261,3 +261,55 @@ def bench_teacher_features(vfm_name: str, size: int, batch: int, steps: int, n_c
     t_cached, t_live = _timed(cached, steps), _timed(live, steps)
     return {"vfm": vfm_name, "cached_img_s": batch / t_cached, "live_vfm_img_s": batch / t_live,
             "speedup": t_live / t_cached, "cache_build_s_per_1000": build_per_1000}
+
+
+def bench_dashboard(run_root: str | Path, runs: int = 20) -> dict:
+    """Seconds to the dashboard's first render with ``runs`` runs, each in a fresh process (imports timed
+    apart): building the app and the Bokeh document of its first tab, as the server does for a browser's
+    first request (``first_render_s``), the same again for a second session (``second_render_s``), and the
+    first HTTP response of a served dashboard (``served_s``). The runs are the first ``runs`` under
+    ``run_root``, or, when there are fewer, copies of them (round robin, without ``last.pt``)."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    import textwrap
+
+    from workbench.inspect import expand_runs
+
+    found = [r.path for r in expand_runs([run_root])]
+    if not found:
+        raise ValueError(f"no run directory (a folder with config.yaml) in {run_root}")
+    render = textwrap.dedent("""
+        import json, sys, time
+        t0 = time.perf_counter()
+        from workbench.dashboard import build_app
+        t1 = time.perf_counter()
+        def render():
+            t = time.perf_counter()
+            build_app(json.loads(sys.argv[1])).get_root()
+            return time.perf_counter() - t
+        first = render()
+        print(json.dumps({"import_s": t1 - t0, "first_render_s": first, "second_render_s": render()}))
+    """)
+    served = textwrap.dedent("""
+        import json, sys, time, urllib.request
+        from workbench.dashboard import serve
+        server = serve(json.loads(sys.argv[1]))
+        t = time.perf_counter()
+        with urllib.request.urlopen(server.url, timeout=600) as resp:
+            resp.read()
+        print(json.dumps({"served_s": time.perf_counter() - t}))
+        server.stop()
+    """)
+    with tempfile.TemporaryDirectory(prefix="semprior-bench-dashboard-") as tmp:
+        dirs = found[:runs] if len(found) >= runs else [
+            shutil.copytree(found[i % len(found)], Path(tmp) / f"run{i:02d}", ignore=shutil.ignore_patterns("last.pt"))
+            for i in range(runs)]
+        out = {"runs": runs}
+        for code in (render, served):
+            proc = subprocess.run([sys.executable, "-c", code, json.dumps([str(d) for d in dirs])],
+                                  capture_output=True, text=True, check=True)
+            out |= json.loads(proc.stdout.strip().splitlines()[-1])
+    return out

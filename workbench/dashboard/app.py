@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from inspect import ismethod
 from pathlib import Path
 
 import holoviews as hv
@@ -68,12 +69,21 @@ explained with Captum. *integrated_gradients*: contributions that add up to the 
 image; *saliency*: gradient magnitude; *smoothgrad*: saliency averaged over noisy copies; *gradcam*: a coarse
 map from the deepest encoder stage. For the teacher, *w.r.t. vfm* attributes to the VFM features entering
 SCAM: where the semantic prior mattered. Red is positive, blue negative.""",
+    "false_alarms": """
+**False alarms.** Predicted objects (probability above 0.5, or a classical run's mask) that match no target,
+on the chosen dataset folder, largest first: what a detector mistakes for a target (cloud edges, bright
+buildings, glint). A folder the run was trained on offers its test split only; other folders (given with
+`data=`) also *all* their images, target-free frames included. The close-ups frame each object in cyan, just
+outside it; a classical run's peak is 1 (its masks are binary).""",
     "compare": """
 **Comparison.** Runs whose configs differ only in their seed form one group; each row gives mean ± sample
 standard deviation over the group's runs (n), per split and model. The group column names only the settings
 that tell groups (of trained or of classical runs) apart; the data column names the datasets. Runs without a
 saved test evaluation contribute their validation scores, labelled as such.""",
 }
+
+
+FA_ROWS, FA_GALLERY = 100, 12  # false alarms in the table, close-ups in the gallery
 
 
 def _message(text: str) -> pn.pane.Markdown:
@@ -110,9 +120,13 @@ class DashboardState(param.Parameterized):
     target_y = param.Integer(default=0, bounds=(0, None))
     target_x = param.Integer(default=0, bounds=(0, None))
     radius = param.Integer(default=2, bounds=(0, 8), doc="half-size of the explained window (pixels)")
+    fa_folder = param.Selector(objects=[], allow_None=True, check_on_set=True, doc="dataset folder (false alarms)")
+    fa_split = param.Selector(objects=["test"], default="test", doc="split of that folder: test or all")
 
-    def __init__(self, run_dirs: Iterable[str | Path], **params) -> None:
+    def __init__(self, run_dirs: Iterable[str | Path], data: Iterable[str | Path] = (), **params) -> None:
         super().__init__(**params)
+        self.data = [run_label(Path(d)) for d in data]  # folders offered besides each run's own datasets
+        self.fa_splits: dict[str, list[str]] = {}
         self.paths = {run_label(r.path): r.path for r in wi.expand_runs(run_dirs)}
         if not self.paths:
             raise ValueError(f"no run directory (a folder with config.yaml) in {list(run_dirs)}")
@@ -132,6 +146,7 @@ class DashboardState(param.Parameterized):
         first = wi.most_changed_image(h) if updates else None
         clusters = [s["cluster"] for s in wi.cluster_summary(h)]
         nets = h.networks()
+        self.fa_splits = {run_label(Path(f)): splits for f, splits in wi.false_alarm_folders(h, self.data).items()}
         with param.parameterized.batch_call_watchers(self):
             self.param.label_image.objects = keys
             self.label_image = first
@@ -141,8 +156,12 @@ class DashboardState(param.Parameterized):
             self.cluster = clusters[0] if clusters else None
             self.param.model.objects = nets
             self.model = nets[0] if nets else None
+            self.param.fa_folder.objects = list(self.fa_splits)
+            if self.fa_folder not in self.fa_splits:
+                self.fa_folder = next(iter(self.fa_splits), None)
         self._on_split()
         self._on_model()
+        self._on_fa_folder()
 
     @param.depends("split", watch=True)
     def _on_split(self) -> None:
@@ -168,6 +187,13 @@ class DashboardState(param.Parameterized):
         self.param.wrt.objects = options
         if self.wrt not in options:
             self.wrt = "image"
+
+    @param.depends("fa_folder", watch=True)
+    def _on_fa_folder(self) -> None:
+        splits = self.fa_splits.get(self.fa_folder, ["test"])
+        self.param.fa_split.objects = splits
+        if self.fa_split not in splits:
+            self.fa_split = splits[0]
 
     # -- overview --------------------------------------------------------------------------------
     @param.depends("run")
@@ -274,6 +300,26 @@ class DashboardState(param.Parameterized):
                                 f"positive attribution inside the window: **{100 * d['mass_inside']:.0f} %**")
         return pn.Column(text, plots.attribution_layout(d))
 
+    # -- false alarms ----------------------------------------------------------------------------
+    @param.depends("run", "fa_folder", "fa_split")
+    def false_alarm_view(self):
+        if self.fa_folder is None:
+            return _message("No dataset folder to look for false alarms in.")
+        try:
+            rows = wi.false_alarms(self.paths[self.run], self.fa_folder, split=self.fa_split)
+        except ValueError as exc:  # DataError too: no checkpoint yet, a folder without masks or test split
+            return _message(f"Cannot list this run's false alarms: {exc}")
+        where = f"{'all images' if self.fa_split == 'all' else 'the test split'} of `{self.fa_folder}`"
+        if not rows:
+            return _message(f"No false alarm on {where}: every predicted object matches a target.")
+        listed = "" if len(rows) <= FA_ROWS else f"; the largest {FA_ROWS} listed"
+        shown = min(len(rows), FA_GALLERY)
+        return pn.Column(
+            pn.pane.Markdown(f"**{len(rows)} false-alarm objects** on {where}, largest first{listed}."),
+            _table(wi.false_alarm_table(rows[:FA_ROWS]), 3),
+            pn.pane.Markdown(f"Close-ups of the largest {shown}:"),
+            plots.close_ups(wi.false_alarm_gallery(self.fa_folder, rows[:shown])), sizing_mode="stretch_width")
+
     # -- comparison ------------------------------------------------------------------------------
     def comparison_table(self):
         rows = wi.compare_runs(self.paths.values())
@@ -288,29 +334,36 @@ class DashboardState(param.Parameterized):
                          sizing_mode="stretch_width")
 
 
+def _lazy(items) -> list:
+    """Items with each view method wrapped to be computed when its tab is first shown, not when the app is
+    built: with dynamic tabs only the open tab renders, so the first response waits for its views only."""
+    return [pn.param.ParamMethod(i, lazy=True) if ismethod(i) else i for i in items]
+
+
 def _tab(text: str, *items) -> pn.Column:
-    return pn.Column(pn.pane.Markdown(text, sizing_mode="stretch_width", max_width=1000), *items,
+    return pn.Column(pn.pane.Markdown(text, sizing_mode="stretch_width", max_width=1000), *_lazy(items),
                      sizing_mode="stretch_width")
 
 
 def _controls(*widgets) -> pn.FlexBox:
     # A FlexBox wraps its widgets onto a second line rather than widening the page.
-    return pn.FlexBox(*widgets, sizing_mode="stretch_width")
+    return pn.FlexBox(*_lazy(widgets), sizing_mode="stretch_width")
 
 
 def _rebuilt(build, *deps) -> pn.viewable.Viewable:
     """Widgets from ``build()``, built anew whenever a parameter in ``deps`` changes. Selectors whose options
     change with the run are replaced, not updated: an updated Bokeh select can send back a stale empty value
     (Panel reads it as the first option), and the plots then show another image than the selector."""
-    return pn.panel(pn.bind(lambda *_: build(), *deps))
+    return pn.param.ParamFunction(pn.bind(lambda *_: build(), *deps), lazy=True)
 
 
-def build_app(run_dirs: Iterable[str | Path]) -> pn.viewable.Viewable:
-    """The dashboard for the runs at or below ``run_dirs``."""
+def build_app(run_dirs: Iterable[str | Path], data: Iterable[str | Path] = ()) -> pn.viewable.Viewable:
+    """The dashboard for the runs at or below ``run_dirs``; ``data``: dataset folders to list false alarms on
+    besides each run's own."""
     hv.extension("bokeh", logo=False)
     # HoloViews grids of fixed-frame plots trip this Bokeh check although they render correctly.
     silence(FIXED_SIZING_MODE, True)
-    s = DashboardState(run_dirs)
+    s = DashboardState(run_dirs, data)
     w, p = pn.widgets, s.param
     labels = _rebuilt(lambda: _controls(
         w.Select.from_param(p.label_image, name="training image"),
@@ -337,6 +390,12 @@ def build_app(run_dirs: Iterable[str | Path]) -> pn.viewable.Viewable:
                       w.IntInput.from_param(p.target_x, name="target x", width=160),
                       w.IntSlider.from_param(p.radius, name="window radius", width=220)),
             s.attribution_plot)),
+        ("False alarms", _tab(
+            TEXT["false_alarms"],
+            _controls(_rebuilt(lambda: w.Select.from_param(p.fa_folder, name="dataset folder", width=420), p.run),
+                      _rebuilt(lambda: w.Select.from_param(p.fa_split, name="split", width=160), p.run,
+                               p.fa_folder)),
+            s.false_alarm_view)),
         ("Comparison", _tab(TEXT["compare"], s.comparison_table)),
         dynamic=True,  # a tab computes its views when first opened
     )
@@ -384,14 +443,16 @@ def bindable_port(host: str, port: int) -> int:
 
 
 def serve(run_dirs: Iterable[str | Path], host: str = "127.0.0.1", port: int = 0, show: bool = False, *,
-          allow_remote: bool = False) -> DashboardServer:
+          allow_remote: bool = False, data: Iterable[str | Path] = ()) -> DashboardServer:
     """Serve the dashboard of ``run_dirs`` (runs, or folders of runs) at ``http://host:port/`` in a background
-    thread (``port=0``: a free port). Hosts other than loopback need ``allow_remote=True``: see the module
+    thread (``port=0``: a free port); ``data``: more dataset folders for the false-alarm tab. Hosts other than loopback need ``allow_remote=True``: see the module
     docstring for what that exposes. Call ``.wait()`` on the result to block, ``.stop()`` to end."""
-    run_dirs = [Path(p) for p in run_dirs]
+    run_dirs, data = [Path(p) for p in run_dirs], [Path(d) for d in data]
     check_host(host, allow_remote, "exposes the runs to the network")
-    DashboardState(run_dirs)  # fail here, not in the browser, when there is no run
-    return serve_page(lambda: build_app(run_dirs), "semprior dashboard", host, port, show, allow_remote)
+    # Fails here, not in the browser, when there is no run; rendering once also pays the one-off costs
+    # (plotting modules, the runs' files) before the URL is given, not in the first visitor's response.
+    build_app(run_dirs, data).get_root()
+    return serve_page(lambda: build_app(run_dirs, data), "semprior dashboard", host, port, show, allow_remote)
 
 
 def check_host(host: str, allow_remote: bool, exposure: str) -> None:

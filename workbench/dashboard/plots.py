@@ -139,6 +139,21 @@ def gallery(items: list[dict[str, Any]], size: int = 150) -> pn.FlexBox:
     return pn.FlexBox(*cards, css_classes=["cluster-gallery"])
 
 
+def close_ups(items: list[dict[str, Any]], zoom: int = 3) -> pn.FlexBox:
+    """Image windows with a cyan box outline, as PNGs enlarged ``zoom`` times without smoothing (a few-pixel
+    object stays a few sharp squares), captioned with their frame, size and peak."""
+    cards = []
+    for it in items:
+        img = overlay(it["image"], outline=it["outline"]).repeat(zoom, axis=0).repeat(zoom, axis=1)
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="PNG")
+        caption = f"`{it['frame']}` · {it['area']} px · peak {it['peak']:.2f}"
+        cards.append(pn.Column(pn.pane.Markdown(caption, margin=(0, 5)),
+                               pn.pane.PNG(buf.getvalue(), width=img.shape[1], height=img.shape[0],
+                                           alt_text=it["frame"])))
+    return pn.FlexBox(*cards, css_classes=["false-alarm-gallery"], sizing_mode="stretch_width")
+
+
 def scam_layout(layers: list[dict[str, Any]], points: np.ndarray) -> pn.Column:
     """One row per modulated stage: g·γ, g·β and the relative feature change (point labels marked), and
     the gate values."""

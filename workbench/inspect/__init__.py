@@ -9,6 +9,13 @@ from __future__ import annotations
 from .attributions import attribution_inputs, attributions, default_target
 from .clusters import cluster_gallery, cluster_summary, cluster_weights
 from .compare import compare_runs, dataset_warning, expand_runs, format_mean_std
+from .false_alarms import (
+    false_alarm_folders,
+    false_alarm_gallery,
+    false_alarm_patch,
+    false_alarm_table,
+    false_alarms,
+)
 from .handle import RunHandle, default_run_path, open_run
 from .labels import (
     image_label_history,
@@ -40,6 +47,11 @@ __all__ = [
     "example_keys",
     "example_predictions",
     "expand_runs",
+    "false_alarm_folders",
+    "false_alarm_gallery",
+    "false_alarm_patch",
+    "false_alarm_table",
+    "false_alarms",
     "format_mean_std",
     "image_label_history",
     "label_change",

@@ -15,9 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from semprior_core.data.folder import DatasetFolder
-from semprior_core.evaluation.cross_eval import chunks, open_predictor, split_refs
+from semprior_core.evaluation.cross_eval import chunks, open_predictor, split_refs, trained_on_datasets
 from semprior_core.evaluation.detection_curves import false_alarm_objects
 from semprior_core.io import DataError
+
+from .handle import RunHandle, open_run
+from .imaging import box_outline
 
 COLUMNS = ("frame", "area", "y", "x", "top", "left", "bottom", "right", "peak")
 
@@ -61,3 +64,32 @@ def false_alarm_patch(folder: str | Path, row: dict, size: int = 48) -> tuple[np
     left = min(max(int(round(row["x"])) - size // 2, 0), max(w - size, 0))
     patch = image[top:top + size, left:left + size]
     return patch, (row["top"] - top, row["left"] - left, row["bottom"] - top, row["right"] - left)
+
+
+def false_alarm_folders(run: str | Path | RunHandle, extra: list[str | Path] = ()) -> dict[str, list[str]]:
+    """Folders a run's false alarms can be listed on, each with its splits: the run's own training datasets
+    with ``test`` only (``all`` would score its training images), then ``extra`` folders with ``test`` and
+    ``all`` (a folder listed twice keeps its first entry)."""
+    cfg = open_run(run).cfg
+    out = {t["root"]: ["test"] for t in trained_on_datasets(cfg.data.datasets, cfg.data)}
+    for folder in extra:
+        out.setdefault(str(folder), ["test", "all"])
+    return out
+
+
+def false_alarm_table(rows: list[dict]) -> list[dict]:
+    """Rows of :func:`false_alarms` as a view shows them: image, size, peak probability, centroid, box."""
+    return [{"image": r["frame"], "size (px)": r["area"], "peak probability": r["peak"],
+             "centroid (y, x)": f"({r['y']:.1f}, {r['x']:.1f})",
+             "box rows, columns": f"[{r['top']}, {r['bottom']}), [{r['left']}, {r['right']})"} for r in rows]
+
+
+def false_alarm_gallery(folder: str | Path, rows: list[dict], size: int = 48) -> list[dict]:
+    """Close-ups of ``rows`` (:func:`false_alarms`): ``frame``, ``area``, ``peak``, the ``image`` window of
+    :func:`false_alarm_patch` and the ``outline`` (M, 2) pixels of a box drawn just outside the object."""
+    out = []
+    for r in rows:
+        patch, box = false_alarm_patch(folder, r, size)
+        out.append({"frame": r["frame"], "area": r["area"], "peak": r["peak"], "image": patch,
+                    "outline": box_outline(box, patch.shape)})
+    return out

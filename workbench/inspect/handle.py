@@ -21,6 +21,7 @@ from semprior_core.data.dataset import FullImageDataset, ImageBank, collate
 from semprior_core.evaluation.evaluate import LoadedRun, load_run
 from semprior_core.io import DataError
 from semprior_core.runtime.inference import to_device
+from semprior_core.store.checkpoint import load_checkpoint
 from semprior_core.store.runs import Run
 
 SPLITS = ("train", "val", "test")
@@ -36,6 +37,7 @@ class RunHandle:
         self.checkpoint = checkpoint
         self.device = torch.device(device)
         self._loaded: tuple[float, LoadedRun] | None = None
+        self._names: tuple[tuple[Path, float], list[str]] | None = None  # (checkpoint, mtime), network names
         self._banks: dict[str, ImageBank] = {}
         self._features: dict[str, Any] = {}
         self._predictions: dict[tuple, np.ndarray] = {}
@@ -73,11 +75,18 @@ class RunHandle:
         return self._loaded[1]
 
     def networks(self) -> list[str]:
-        """Network names in the checkpoint, the selection model first ([] before any checkpoint)."""
-        run = self.loaded()
-        if run is None:
+        """Network names in the checkpoint, the selection model first ([] before any checkpoint). Read from
+        the checkpoint's fields without building the networks (a VFM teacher takes seconds), so that views
+        which only name them stay fast."""
+        path = self.checkpoint_path()
+        if path is None:
             return []
-        return list(run.eval_models) + [n for n in run.networks if n not in run.eval_models]
+        stamp = (path, path.stat().st_mtime)
+        if self._names is None or self._names[0] != stamp:
+            ckpt = load_checkpoint(path)
+            first = list(ckpt["eval_models"])
+            self._names = (stamp, first + [n for n in ckpt["networks"] if n not in first])
+        return self._names[1]
 
     def checkpoint_label(self) -> str:
         run = self.loaded()

@@ -33,6 +33,25 @@ def window_around(centre: tuple[int, int], shape: tuple[int, int], size: int) ->
     return slice(y0, y0 + size), slice(x0, x0 + size)
 
 
+def box_outline(box: tuple[int, int, int, int], shape: tuple[int, int]) -> np.ndarray:
+    """(M, 2) (y, x) pixels of a rectangle one pixel outside ``box`` (top, left, bottom, right; rows
+    [top, bottom), columns [left, right)), in row-major order and cut at the image border: it frames an
+    object without covering it."""
+    top, left, bottom, right = box
+    if not (top < bottom and left < right):
+        raise ValueError(f"empty box {tuple(box)}")
+    h, w = shape
+    # One pixel of margin holds the outline's rows and columns that fall just outside the image.
+    frame = np.zeros((h + 2, w + 2), dtype=bool)
+
+    def span(a: int, b: int, n: int) -> slice:  # clipped to the frame: a box may reach past the image
+        return slice(min(max(a, 0), n + 2), min(max(b, 0), n + 2))
+
+    frame[span(top, bottom + 2, h), span(left, right + 2, w)] = True
+    frame[span(top + 1, bottom + 1, h), span(left + 1, right + 1, w)] = False
+    return np.argwhere(frame[1:-1, 1:-1]).astype(np.int64)
+
+
 def to_unit(image: np.ndarray) -> np.ndarray:
     """Min-max scale to [0, 1] for display (a constant image becomes 0)."""
     a = np.asarray(image, dtype=np.float32)
