@@ -33,9 +33,11 @@ from semprior_core.data.folder import DatasetFolder, read_split_file
 from semprior_core.data.points import PointSet
 from semprior_core.io import DataError, read_image, read_mask
 from semprior_core.store.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from semprior_core.store.label_history import LabelHistory, update_path, write_update
 from semprior_core.store.runs import Run
 from workbench.cli import main
 from workbench.inspect import compare_runs, curves, metrics_table
+from workbench.live import LiveTraining
 from workbench.results import collect
 
 # Each example rewrites the same files in the test's tmp_path, so a function-scoped fixture is fine.
@@ -319,6 +321,75 @@ def test_checkpoint_with_wrong_fields(tmp_path, outer):
     assert reads_or_names_file(load_checkpoint, tmp_path / "best.pt", (CheckpointError,)) is None
 
 
+# -- label history: labels/update_*.npz, read by the dashboard, notebooks and reports ----------------------------
+LABEL_KEYS = ["data/a", "data/b"]
+LABEL_SUMMARY = {"epoch": 3, "rule": "lesps", "pool_size": 1, "events": {"grew_past_bound": 1},
+                 "images": [{"area": 4, "iou_vs_gt": 0.5, "n_points": 1}, {"area": 1, "iou_vs_gt": None, "n_points": 1}]}
+
+
+def _label_update(folder: Path, summary: Any = LABEL_SUMMARY, replace: dict[str, np.ndarray] | None = None) -> Path:
+    labels = [np.eye(3, dtype=np.float32), np.zeros((2, 5), np.float32)]
+    path = write_update(folder, 3, LABEL_KEYS, labels, summary)
+    if replace:  # members swapped for arrays of the wrong kind
+        with np.load(path) as z:
+            members = dict(z)
+        np.savez_compressed(path, **(members | replace))
+    return path
+
+
+def _read_labels(run: Path) -> list[np.ndarray]:
+    """What the dashboard's label views and the report read: the table and every pseudo-mask."""
+    history = LabelHistory(run)
+    history.table()
+    update = history.update(-1)
+    return [update.label(k) for k in update.keys]
+
+
+def _check_labels(run: Path) -> None:
+    labels = reads_or_names_file(_read_labels, run, names="update_00003.npz")
+    for label in labels or []:
+        assert label.ndim == 2 and label.dtype == np.float32 and 0 <= label.min() <= label.max() <= 1
+
+
+def _label_bytes() -> bytes:
+    with tempfile.TemporaryDirectory() as tmp:
+        return _label_update(Path(tmp)).read_bytes()
+
+
+@FAST
+@given(damaged(_label_bytes()))
+def test_damaged_label_update(tmp_path, data):
+    (tmp_path / "labels").mkdir(exist_ok=True)
+    update_path(tmp_path / "labels", 3).write_bytes(data)
+    _check_labels(tmp_path)
+
+
+@FAST
+@given(mistyped(LABEL_SUMMARY))
+def test_label_update_with_wrong_summary(tmp_path, summary):
+    _label_update(tmp_path / "labels", summary)
+    _check_labels(tmp_path)
+
+
+@pytest.mark.parametrize("members", [
+    {"keys": np.array([1, 2])},  # keys that are not strings
+    {"keys": np.array(["data/a"])},  # fewer keys than the summary's images
+    {"l0": np.ones((2, 2, 3), np.uint8)},  # a pseudo-mask that is not 2-D
+    {"l1": np.ones((2, 2), np.float64)},  # nor uint8
+    {"summary": np.array("{not json")},
+])
+def test_label_update_with_wrong_members(tmp_path, members):
+    _label_update(tmp_path / "labels", replace=members)
+    with pytest.raises(DataError, match="update_00003.npz"):
+        _read_labels(tmp_path)
+
+
+def test_intact_label_update_reads_back(tmp_path):
+    _label_update(tmp_path / "labels")
+    labels = _read_labels(tmp_path)
+    assert np.array_equal(labels[0], np.eye(3)) and labels[1].shape == (2, 5)
+
+
 # -- run folders: report, eval, compare and the dashboard read them ------------------------------------------------
 def _run_template(root: Path) -> Path:
     """A minimal evaluated run: the files report, compare and the dashboard overview read."""
@@ -402,3 +473,15 @@ def test_damaged_run_folder_report_command(tmp_path, template, capsys, data):
     assert status in (0, 2) and "Traceback" not in out
     if status == 2:
         assert Path(name).name in out.replace("\n", "")
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_damaged_run_folder_live_training_status(tmp_path, template, data):
+    """A notebook's live view of a run whose metrics or config are damaged: a status, or one clear error."""
+    name = data.draw(st.sampled_from(("metrics.jsonl", "config.yaml")))
+    original = (template / name).read_bytes()
+    run = _damaged_run(tmp_path, template, name, data.draw(damaged(original)))
+    status = reads_or_names_file(lambda r: LiveTraining(r).poll(), run, (DataError, ConfigError), names=name)
+    if status is not None:  # no process and no checkpoint: a new run, or finished if damage cut the epochs
+        assert status.state in ("new", "finished") and status.epoch in (0, 1, 2)

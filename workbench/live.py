@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from semprior_core.io import read_jsonl
+from semprior_core.config import load_config
 from semprior_core.store.run_dir import RunDir
+from semprior_core.store.runs import Run
 
 DEMO_CONFIG = Path(__file__).parent / "configs" / "demo.yaml"
 LOG_NAME = "live.log"
@@ -116,7 +115,7 @@ class LiveTraining:
         return self._proc is not None and self._proc.poll() is None
 
     def poll(self) -> LiveStatus:
-        history = read_jsonl(RunDir(self.run_dir).metrics)
+        history = Run(self.run_dir).history()  # checked records: a damaged one is a DataError naming the file
         epoch = int(history[-1]["epoch"]) if history else 0
         epochs = self._planned_epochs()
         rc = self._proc.poll() if self._proc is not None else None
@@ -138,7 +137,7 @@ class LiveTraining:
         f = RunDir(self.run_dir).config
         if not f.exists():
             return None
-        return int(yaml.safe_load(f.read_text())["train"]["epochs"])
+        return load_config(f).train.epochs  # checked: a damaged config is one ConfigError naming it
 
     def _log_tail(self, lines: int = 20) -> str:
         f = self.run_dir / LOG_NAME

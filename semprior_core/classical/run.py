@@ -33,8 +33,8 @@ from ..config.tree import ConfigError, apply_overrides, from_dict, load_yaml, na
 from ..data.catalog import build_splits
 from ..data.dataset import ImageBank
 from ..io import DataError, atomic_write_text, read_json
+from ..store.fields import STRING, check_fields
 from ..store.run_dir import SPLITS, RunDir
-from ..store.runs import STRING, check_fields
 from .registry import get_method
 from .threshold import ThresholdPolicy
 from .tune import TuneResult, segment, tune

@@ -5,6 +5,9 @@
 events and — diagnostic only, never fed back — IoU against the dense mask where one
 exists). Update 0 is the initial labels. There is no index file to get out of step:
 the files are the index, so resuming simply deletes updates newer than the checkpoint.
+
+Reading checks each file as it is opened (a zip of ``keys``, ``summary`` and one ``l<i>`` array per key), so
+a damaged update is a :class:`~semprior_core.io.DataError` naming the file, never a zipfile traceback.
 """
 
 from __future__ import annotations
@@ -12,13 +15,16 @@ from __future__ import annotations
 import io
 import json
 import re
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..io import atomic_write_bytes
+from ..io import DataError, atomic_write_bytes
+from .fields import COUNT, Check, check_fields, is_number
 from .run_dir import RunDir
 
 _NAME = re.compile(r"update_(\d{5})\.npz$")
@@ -48,6 +54,43 @@ def truncate_after(folder: Path, epoch: int) -> None:
             update_path(folder, e).unlink(missing_ok=True)
 
 
+# what np.load and the members' decoders raise on a damaged file
+_DAMAGE = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error,
+           NotImplementedError, RuntimeError)  # an unknown compression method, an "encrypted" member
+
+
+def _image_summary(v: Any) -> bool:
+    iou = v.get("iou_vs_gt") if isinstance(v, dict) else None
+    return isinstance(v, dict) and COUNT[0](v.get("area")) and (iou is None or is_number(iou))
+
+
+SUMMARY_FIELDS: dict[str, Check] = {
+    "images": (lambda v: isinstance(v, list) and all(_image_summary(i) for i in v),
+               "a list of objects with a pixel count 'area' and an optional number 'iou_vs_gt'"),
+    "events": (lambda v: isinstance(v, dict) and all(COUNT[0](n) for n in v.values()), "an object of counts"),
+}
+
+
+def read_update(path: Path) -> tuple[list[str], dict[str, Any]]:
+    """(image keys, summary) of one update file, checked."""
+    try:
+        with np.load(path) as z:
+            keys, summary = z["keys"], str(z["summary"])
+    except _DAMAGE as exc:
+        raise DataError(f"{path}: not a readable label update ({type(exc).__name__}: {exc})") from None
+    if keys.ndim != 1 or keys.dtype.kind != "U":
+        raise DataError(f"{path}: 'keys' must be a list of image keys, got {keys.dtype} of shape {keys.shape}")
+    try:
+        summary = json.loads(summary)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: 'summary' is not JSON ({exc})") from None
+    check_fields(f"{path}: summary", summary, SUMMARY_FIELDS, required=False)
+    images = summary.get("images")
+    if images is not None and len(images) != len(keys):
+        raise DataError(f"{path}: summary describes {len(images)} images, the file holds {len(keys)} keys")
+    return [str(k) for k in keys], summary
+
+
 @dataclass
 class LabelUpdate:
     epoch: int
@@ -58,8 +101,15 @@ class LabelUpdate:
     def label(self, key_or_index: str | int) -> np.ndarray:
         """Pseudo-mask (float32 in [0, 1]) of one image, by key or position."""
         i = self.keys.index(key_or_index) if isinstance(key_or_index, str) else key_or_index
-        with np.load(self._file) as z:
-            return z[f"l{i}"].astype(np.float32) / 255.0
+        try:
+            with np.load(self._file) as z:
+                label = z[f"l{i}"]
+        except _DAMAGE as exc:
+            raise DataError(f"{self._file}: pseudo-mask of {self.keys[i]!r} unreadable ({type(exc).__name__}: {exc})") from None
+        if label.ndim != 2 or label.dtype != np.uint8:
+            raise DataError(f"{self._file}: pseudo-mask of {self.keys[i]!r} must be a 2-D uint8 image, "
+                            f"got {label.dtype} of shape {label.shape}")
+        return label.astype(np.float32) / 255.0
 
 
 class LabelHistory:
@@ -76,9 +126,7 @@ class LabelHistory:
         """The n-th update (0 = initial labels; negative indices count from the end)."""
         epoch = self.epochs[n]
         path = update_path(self.folder, epoch)
-        with np.load(path) as z:
-            keys = [str(k) for k in z["keys"]]
-            summary = json.loads(str(z["summary"]))
+        keys, summary = read_update(path)
         return LabelUpdate(epoch, keys, summary, path)
 
     def label(self, n: int, key: str) -> np.ndarray:
@@ -91,7 +139,7 @@ class LabelHistory:
         initial: list[int] = []
         for n in range(len(self)):
             s = self.update(n).summary
-            images = s["images"]
+            images = s.get("images", [])
             if n == 0:
                 initial = [im["area"] for im in images]
             ious = [im["iou_vs_gt"] for im in images if im.get("iou_vs_gt") is not None]

@@ -13,8 +13,6 @@ file and the field, so a damaged run is one clear error, not a traceback far awa
 from __future__ import annotations
 
 import math
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,45 +20,23 @@ from typing import Any
 from ..config import config_from_dict
 from ..config.tree import load_yaml, naming_file
 from ..io import DataError, read_json, read_jsonl, read_text
+from .fields import COUNT, STRING, Check, check_fields, is_int, is_names, is_number, numbers, short
 from .label_history import LabelHistory
 from .run_dir import RunDir
 
 __all__ = ["ClusterHistory", "LabelHistory", "Run", "best_record", "find_runs"]
 
-Check = tuple[Callable[[Any], bool], str]  # (test, what the value must be)
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    """A JSON number a float holds: a bigger integer would overflow every mean and plot of it."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return False
-    return isinstance(v, float) or abs(v) <= sys.float_info.max
-
-
-def _is_names(v: Any) -> bool:
-    return isinstance(v, list) and bool(v) and all(isinstance(s, str) and s for s in v)
-
-
-def _numbers(v: Any) -> bool:
-    return isinstance(v, list) and all(_is_number(x) for x in v)
-
 
 def _image_stats(v: Any) -> bool:
     return isinstance(v, dict) and isinstance(v.get("key"), str) and all(
-        _is_number(v.get(k)) for k in ("intersection", "union"))
+        is_number(v.get(k)) for k in ("intersection", "union"))
 
 
-STRING: Check = (lambda v: isinstance(v, str), "a string")
-COUNT: Check = (lambda v: _is_int(v) and v >= 0, "a non-negative integer")
 INFO_FIELDS: dict[str, Check] = {
     "kind": (lambda v: v in ("trained", "classical"), "'trained' or 'classical'"),
     "method": STRING,
     "supervision": STRING,
-    "eval_models": (_is_names, "a non-empty list of network names"),
+    "eval_models": (is_names, "a non-empty list of network names"),
     "selection": (lambda v: isinstance(v, dict) and isinstance(v.get("metric"), str), 'an object with a "metric"'),
 }
 EVAL_FIELDS: dict[str, Check] = {
@@ -68,7 +44,7 @@ EVAL_FIELDS: dict[str, Check] = {
     "model": STRING,
     "checkpoint": STRING,
     "epoch": COUNT,
-    "row": (lambda v: isinstance(v, dict) and all(_is_number(v.get(m)) for m in ("IoU", "nIoU", "Pd", "Fa")),
+    "row": (lambda v: isinstance(v, dict) and all(is_number(v.get(m)) for m in ("IoU", "nIoU", "Pd", "Fa")),
             "an object with numbers IoU, nIoU, Pd and Fa"),
     "per_image": (lambda v: isinstance(v, list) and all(_image_stats(p) for p in v),
                   "a list of objects with key, intersection and union"),
@@ -76,38 +52,19 @@ EVAL_FIELDS: dict[str, Check] = {
 ASSIGNMENT_FIELDS: dict[str, Check] = {
     "k": COUNT,
     "ids": (lambda v: isinstance(v, list) and all(isinstance(s, str) for s in v), "a list of image keys"),
-    "labels": (lambda v: isinstance(v, list) and all(_is_int(c) for c in v), "a list of cluster numbers"),
+    "labels": (lambda v: isinstance(v, list) and all(is_int(c) for c in v), "a list of cluster numbers"),
 }
 ENV_FIELDS: dict[str, Check] = {"git_commit": (lambda v: v is None or isinstance(v, str), "a string or null")}
 WEIGHTS_FIELDS: dict[str, Check] = {"step": COUNT} | {
-    k: (_numbers, "a list of numbers") for k in ("weights", "sizes", "mean_loss", "samples")}
-
-
-def _short(v: Any) -> str:
-    text = repr(v)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def check_fields(where: str, obj: Any, fields: dict[str, Check], required: bool = True) -> dict[str, Any]:
-    """``obj`` after checking it is an object whose ``fields`` pass their tests (absent ones too, unless
-    ``required``); ``where`` names the file (and record) in the error."""
-    if not isinstance(obj, dict):
-        raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-    for key, (ok, what) in fields.items():
-        if key not in obj:
-            if required:
-                raise DataError(f"{where}: field {key!r} is missing")
-        elif not ok(obj[key]):
-            raise DataError(f"{where}: field {key!r} must be {what}, got {_short(obj[key])}")
-    return obj
+    k: (numbers, "a list of numbers") for k in ("weights", "sizes", "mean_loss", "samples")}
 
 
 def _check_record(where: str, record: dict[str, Any]) -> dict[str, Any]:
     """An epoch record: a non-negative integer ``epoch``; every logged value a number (or null)."""
     check_fields(where, record, {"epoch": COUNT})
-    bad = next((k for k, v in record.items() if v is not None and not _is_number(v)), None)
+    bad = next((k for k, v in record.items() if v is not None and not is_number(v)), None)
     if bad is not None:
-        raise DataError(f"{where}: field {bad!r} must be a number, got {_short(record[bad])}")
+        raise DataError(f"{where}: field {bad!r} must be a number, got {short(record[bad])}")
     return record
 
 
@@ -116,7 +73,7 @@ def best_record(history: list[dict[str, Any]]) -> dict[str, Any] | None:
 
     NaN marks a validation that could not score (e.g. no validation point): it selects nothing.
     """
-    scored = [r for r in history if _is_number(r.get("select_score")) and math.isfinite(r["select_score"])]
+    scored = [r for r in history if is_number(r.get("select_score")) and math.isfinite(r["select_score"])]
     return max(scored, key=lambda r: r["select_score"]) if scored else None
 
 
