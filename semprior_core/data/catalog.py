@@ -18,7 +18,7 @@ from ..config import SYNTHETIC_ROOT, DataConfig, DatasetSpec
 from ..config.tree import ConfigError
 from ..io import DataError
 from ..store.paths import cache_dir
-from .folder import DatasetFolder
+from .folder import DatasetFolder, FolderLayout
 from .points import PointSet, points_from_masks
 
 
@@ -83,7 +83,7 @@ def resolve_root(spec: DatasetSpec, cfg: DataConfig) -> Path:
         digest = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:10]
         suffix += f"-{digest}"
     root = cache_dir() / "datasets" / f"synthetic-s{syn.seed}-{syn.n_train}-{syn.n_test}{suffix}"
-    if not (root / "splits").is_dir():
+    if not FolderLayout(root).splits.is_dir():
         generate(root, syn, overwrite=True)
     return root
 
@@ -113,7 +113,7 @@ def build_splits(cfg: DataConfig) -> DataSplits:
 def points_file(folder: DatasetFolder, kind: str, seed: int) -> Path:
     """Where the derived points of a dataset live: its own points/ folder, or the user cache if read-only."""
     name = f"{kind}_seed{seed}.json" if kind == "coarse" else f"{kind}.json"
-    local = folder.root / "points" / name
+    local = folder.layout.points / name
     if local.exists():
         return local
     digest = hashlib.sha256(str(folder.root.resolve()).encode()).hexdigest()[:12]
@@ -156,7 +156,7 @@ def make_points(folder: DatasetFolder, kind: str, seed: int) -> PointSet:
     """Points for every image of ``folder`` that has a mask (the annotation step, done once)."""
     if not folder.has_masks():
         raise DataError(f"{folder.root}: no masks/ folder to derive {kind} points from; give a points file")
-    ids = sorted(p.stem for p in (folder.root / "masks").iterdir() if not p.name.startswith("."))
+    ids = sorted(p.stem for p in folder.layout.masks.iterdir() if not p.name.startswith("."))
     items = ((sid, folder.load_mask(sid)) for sid in ids)
     return points_from_masks(items, kind, seed, source=str(folder.root))
 

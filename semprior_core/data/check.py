@@ -35,18 +35,18 @@ def check_dataset(root: str | Path, max_problems: int = 50) -> DatasetReport:
     Problems are messages that name the file; reading stops adding after ``max_problems``.
     """
     folder = DatasetFolder.open(root)
-    images = sorted(p for p in (folder.root / "images").iterdir() if not p.name.startswith("."))
-    masks = sorted(p for p in (folder.root / "masks").iterdir()) if folder.has_masks() else []
+    images = sorted(p for p in folder.layout.images.iterdir() if not p.name.startswith("."))
+    masks = sorted(p for p in folder.layout.masks.iterdir()) if folder.has_masks() else []
     problems: list[str] = []
     if not images:
         problems.append(f"{folder.root / 'images'}: no images")
-    split_files = sorted((folder.root / "splits").rglob("*.txt")) if (folder.root / "splits").is_dir() else []
+    split_files = sorted(folder.layout.splits.rglob("*.txt")) if folder.layout.splits.is_dir() else []
     if not split_files:
         problems.append(f"{folder.root}: no split files under splits/")
     reports = []
     checked: dict[str, str | None] = {}
     for sf in split_files:
-        rel = str(sf.relative_to(folder.root / "splits"))
+        rel = str(sf.relative_to(folder.layout.splits))
         try:
             ids = read_split_file(sf)
         except DataError as exc:

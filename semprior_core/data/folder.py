@@ -47,6 +47,31 @@ def read_split_file(path: str | Path) -> list[str]:
 
 
 @dataclass(frozen=True)
+class FolderLayout:
+    """Where each kind of file lives in a dataset folder: the one place that names its sub-folders, for the
+    readers, the checks, the synthetic writer and the tools that add points or splits."""
+
+    root: Path
+
+    @property
+    def images(self) -> Path:
+        return self.root / "images"
+
+    @property
+    def masks(self) -> Path:
+        return self.root / "masks"
+
+    @property
+    def splits(self) -> Path:
+        return self.root / "splits"
+
+    @property
+    def points(self) -> Path:
+        """Point-label files made for this dataset (imported, annotated or simulated)."""
+        return self.root / "points"
+
+
+@dataclass(frozen=True)
 class DatasetFolder:
     """One dataset on disk. ``name`` prefixes sample ids when several are combined."""
 
@@ -58,24 +83,28 @@ class DatasetFolder:
         root = Path(root).expanduser()
         if not root.is_dir():
             raise DataError(f"{root}: dataset folder not found")
-        if not (root / "images").is_dir():
+        if not FolderLayout(root).images.is_dir():
             raise DataError(f"{root}: no images/ folder (expected images/<id>.png, masks/<id>.png)")
         return cls(root=root, name=name or root.name)
 
+    @property
+    def layout(self) -> FolderLayout:
+        return FolderLayout(self.root)
+
     def image_path(self, sid: str) -> Path:
-        return self._find(self.root / "images", sid)
+        return self._find(self.layout.images, sid)
 
     def mask_path(self, sid: str) -> Path:
-        return self._find(self.root / "masks", sid)
+        return self._find(self.layout.masks, sid)
 
     def has_masks(self) -> bool:
-        return (self.root / "masks").is_dir()
+        return self.layout.masks.is_dir()
 
     def has_image(self, sid: str) -> bool:
-        return self._find_or_none(self.root / "images", sid) is not None
+        return self._find_or_none(self.layout.images, sid) is not None
 
     def mask_exists(self, sid: str) -> bool:
-        return self._find_or_none(self.root / "masks", sid) is not None
+        return self._find_or_none(self.layout.masks, sid) is not None
 
     def split_ids(self, split_file: str) -> list[str]:
         """Ids of ``split_file`` (relative to the root), each checked to have an image."""
@@ -83,7 +112,7 @@ class DatasetFolder:
         ids = read_split_file(path)
         for sid in ids:
             if not self.has_image(sid):
-                raise DataError(f"{path}: id {sid!r} has no image in {self.root / 'images'}")
+                raise DataError(f"{path}: id {sid!r} has no image in {self.layout.images}")
         return ids
 
     def load_image(self, sid: str) -> np.ndarray:

@@ -43,6 +43,8 @@ from PIL import Image
 from scipy import fft as sfft
 from scipy import ndimage
 
+from .folder import FolderLayout
+
 __all__ = [
     "GENERATOR_VERSION",
     "SyntheticConfig",
@@ -541,9 +543,10 @@ def generate(root: str | Path, cfg: SyntheticConfig, *, overwrite: bool = False)
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
     try:
-        (tmp / "images").mkdir()
-        (tmp / "masks").mkdir()
-        (tmp / "splits" / SPLIT_NAME).mkdir(parents=True)
+        layout = FolderLayout(tmp)
+        layout.images.mkdir()
+        layout.masks.mkdir()
+        (layout.splits / SPLIT_NAME).mkdir(parents=True)
         n_components = 0
         for i, (name, rng) in enumerate(zip(ids, image_rngs, strict=True)):
             h, w = _image_size(rng, cfg)
@@ -551,10 +554,10 @@ def generate(root: str | Path, cfg: SyntheticConfig, *, overwrite: bool = False)
             sample = render_sample(rng, h, w, cfg, n_targets=n_targets)
             n_components += len(sample.targets)
             # Fast zlib level: sensor noise barely compresses anyway, and it halves the write time.
-            Image.fromarray(sample.image).save(tmp / "images" / f"{name}.png", compress_level=1)
-            Image.fromarray(sample.mask.astype(np.uint8) * 255).save(tmp / "masks" / f"{name}.png")
-        _write_lines(tmp / "splits" / SPLIT_NAME / "train.txt", sorted(ids[i] for i in train_idx))
-        _write_lines(tmp / "splits" / SPLIT_NAME / "test.txt", sorted(ids[i] for i in test_idx))
+            Image.fromarray(sample.image).save(layout.images / f"{name}.png", compress_level=1)
+            Image.fromarray(sample.mask.astype(np.uint8) * 255).save(layout.masks / f"{name}.png")
+        _write_lines(layout.splits / SPLIT_NAME / "train.txt", sorted(ids[i] for i in train_idx))
+        _write_lines(layout.splits / SPLIT_NAME / "test.txt", sorted(ids[i] for i in test_idx))
         (tmp / "README.md").write_bytes(_readme(cfg, len(empty), n_components).encode())
         os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
         if root.exists():

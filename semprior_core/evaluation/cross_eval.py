@@ -133,7 +133,7 @@ def target_ids(folder: DatasetFolder, split: str, split_file: str) -> list[str]:
         return folder.split_ids(split_file)
     from ..data.folder import IMAGE_SUFFIXES
 
-    ids = sorted({p.stem for p in (folder.root / "images").iterdir()
+    ids = sorted({p.stem for p in folder.layout.images.iterdir()
                   if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")})
     if not ids:
         raise DataError(f"{folder.root / 'images'}: no images")

@@ -27,6 +27,7 @@ from bokeh.palettes import Greys256
 from bokeh.plotting import figure
 from panel.reactive import ReactiveHTML
 
+from semprior_core.data.folder import FolderLayout
 from semprior_core.io import DataError
 from workbench.dashboard.app import DashboardServer, check_host, serve_page
 
@@ -227,7 +228,8 @@ def default_paths(images: str | Path) -> tuple[Path, Path]:
     """Default (points file, split file) for an image folder ``ROOT/images``: ``ROOT/points/manual.json`` and
     ``ROOT/splits/annotated.txt``, the dataset layout ``semprior train --data ROOT`` reads."""
     root = Path(images).expanduser().parent
-    return root / "points" / "manual.json", root / "splits" / "annotated.txt"
+    layout = FolderLayout(root)
+    return layout.points / "manual.json", layout.splits / "annotated.txt"
 
 
 def train_command(images: str | Path, points: str | Path, split: str | Path) -> str:

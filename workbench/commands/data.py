@@ -30,7 +30,7 @@ def cmd_points(args, extra) -> int:
         return 2
     folder = DatasetFolder.open(args.data)
     ps = make_points(folder, args.kind, args.seed)
-    out = Path(args.out) if args.out else folder.root / "points" / (f"{args.kind}_seed{args.seed}.json" if args.kind == "coarse" else f"{args.kind}.json")
+    out = Path(args.out) if args.out else folder.layout.points / (f"{args.kind}_seed{args.seed}.json" if args.kind == "coarse" else f"{args.kind}.json")
     ps.save(out)
     console.print(f"{ps.num_points()} {args.kind} points for {len(ps.points)} images → {out}")
     return 0
