@@ -67,3 +67,12 @@ def metrics_table(title: str, rows: list[tuple[str, dict[str, float]]]) -> Table
     for name, row in rows:
         table.add_row(name, f"{row['IoU']:.2f}", f"{row['nIoU']:.2f}", f"{row['Pd']:.2f}", f"{row['Fa']:.1f}")
     return table
+
+
+def add_server_args(p: argparse.ArgumentParser, remote_risk: str) -> None:
+    """Where a Panel app listens; ``remote_risk`` says what anyone reaching a non-loopback port could do."""
+    p.add_argument("--port", type=int, default=5006, help="0 = any free port")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--allow-remote", action="store_true",
+                   help=f"allow a non-loopback --host: no authentication, anyone who reaches the port {remote_risk}")
+    p.add_argument("--show", action="store_true", help="open it in a browser")

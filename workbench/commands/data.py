@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from workbench.commands import Commands, console
+from workbench.commands import Commands, add_server_args, console
 
 commands = Commands()
 
@@ -85,11 +85,7 @@ def _annotate_args(p: argparse.ArgumentParser) -> None:
                    help="image order; uncertainty (needs --run): the model's least certain images first")
     p.add_argument("--threshold", type=float, help="suggestion threshold (default: the model's)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
-    p.add_argument("--port", type=int, default=5006, help="0 = any free port")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--allow-remote", action="store_true",
-                   help="allow a non-loopback --host: no authentication, anyone who reaches the port edits the labels")
-    p.add_argument("--show", action="store_true", help="open it in a browser")
+    add_server_args(p, "edits the labels")
 
 
 @commands.command("annotate", "click point labels on a folder of images (Panel app on 127.0.0.1)",

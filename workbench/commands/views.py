@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from workbench.commands import Commands, console
+from workbench.commands import Commands, add_server_args, console
 
 commands = Commands()
 
@@ -63,11 +63,7 @@ def cmd_report(args, extra) -> int:
 def _dashboard_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", action="append", metavar="DIR",
                    help="run directory or a folder of runs; repeatable (default: runs/demo)")
-    p.add_argument("--port", type=int, default=5006, help="0 = any free port")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--allow-remote", action="store_true",
-                   help="allow a non-loopback --host: no authentication, anyone who reaches the port sees the runs")
-    p.add_argument("--show", action="store_true", help="open it in a browser")
+    add_server_args(p, "sees the runs")
 
 
 @commands.command("dashboard", "browse runs: metrics, label evolution, clusters, SCAM, attributions, comparison",
