@@ -206,9 +206,9 @@ class FeatureCache:
 
         On the CPU with more than one worker, the images of a group run side by side, one per worker
         thread with one torch thread each. Intra-op threads meet at every op and spin while they wait;
-        when other processes share the cores, that costs about as much as the work (ViT-S at 448 px on
-        2 shared cores: 1.15 CPU-s per image with 2 intra-op threads, 0.81 with 2 workers;
-        :func:`workbench.bench.bench_feature_cache`). A whole image per thread never waits. Its features
+        when other processes share the cores, that spinning is paid for (ViT-S at 448 px on 2 shared
+        cores: 2 intra-op threads took 1.2-1.4x the CPU time per image of 2 workers, and 1.2-1.3x the
+        wall time; :func:`workbench.bench.bench_feature_cache`). A whole image per thread never waits. Its features
         equal the batched ones within float32 rounding, far below the stored float16 step
         (tests/test_cache.py), so caches written either way share one key.
         """
