@@ -35,8 +35,8 @@ EXPECTED = {
     "labels": ["--run"],
     "report": ["--no-figures", "--note", "--out", "runs"],
     "dashboard": ["--allow-remote", "--host", "--port", "--run", "--show"],
-    "bench": ["--backbones", "--batch", "--checkpoint", "--deploy", "--method-backbones", "--methods", "--metrics-data",
-              "--out", "--run", "--size", "--steps", "--teacher"],
+    "bench": ["--backbones", "--batch", "--cache", "--checkpoint", "--dashboard", "--deploy", "--method-backbones",
+              "--methods", "--metrics-data", "--out", "--run", "--size", "--steps", "--teacher"],
 }
 
 

@@ -97,6 +97,7 @@ def bench_tables(
     device: torch.device, *, backbones: list[str] | None = None, size: int = 256, batch: int = 8, steps: int = 5,
     teacher: str | None = None, methods: str | None = None, method_backbones: list[str] | None = None,
     metrics_data: str | None = None, deploy: bool = False, checkpoint: str | None = None, run: str | None = None,
+    cache: str | None = None, dashboard: str | None = None,
 ) -> Iterator[Table]:
     """The tables ``semprior bench`` measures, each yielded as soon as it is measured.
 
@@ -104,7 +105,9 @@ def bench_tables(
     ``device``; with ``teacher`` (a VFM) the SCAM teacher with cached vs live features; with ``methods`` (a VFM)
     whole methods per backbone (``method_backbones``, default the backbones); with ``metrics_data`` the metrics
     on that dataset's test split; with ``deploy`` the deployed student's latency (``checkpoint``'s, default an
-    untrained first backbone) and, with ``run``, the int8 metric change on that run's test split.
+    untrained first backbone) and, with ``run``, the int8 metric change on that run's test split; with ``cache``
+    (a VFM) building its feature cache, old path vs new; with ``dashboard`` (a folder of runs) the dashboard's
+    first render with 20 of them.
     """
     torch.manual_seed(0)
     names = backbones or list_backbones()
@@ -126,6 +129,12 @@ def bench_tables(
     if metrics_data:
         yield Table(f"metric evaluation (IoU, nIoU, Pd, Fa) on the test split of {metrics_data}",
                     [bench_metrics(metrics_data)])
+    if cache:
+        yield Table(f"VFM feature cache build ({cache}, 448 px input, blocks 3/6/9): batched on intra-op threads "
+                    "vs one image per worker thread, interleaved in one process", bench_feature_cache(cache))
+    if dashboard:
+        yield Table(f"dashboard first render, 20 runs copied from {dashboard} (fresh process each)",
+                    [bench_dashboard(dashboard)])
     if deploy:
         from workbench.deploy_bench import deploy_tables
 

@@ -95,6 +95,8 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
                    help="also time the deployed student (PyTorch, TorchScript, onnxruntime fp32/fp16/int8) at 256², 640×512, 1920×1080")
     p.add_argument("--checkpoint", help="with --deploy: time this checkpoint's student (default: an untrained backbone)")
     p.add_argument("--run", help="with --deploy: also the IoU/Pd/Fa change int8 causes on this run's test split")
+    p.add_argument("--cache", metavar="VFM", help="also time building the VFM feature cache (old vs new path)")
+    p.add_argument("--dashboard", metavar="RUNS", help="also time the dashboard's first render with 20 runs copied from RUNS")
     p.add_argument("--out", help="also write the tables as markdown to this file")
 
 
@@ -108,7 +110,7 @@ def cmd_bench(args, extra) -> int:
     for table in bench_tables(
         device, backbones=args.backbones, size=args.size, batch=args.batch, steps=args.steps, teacher=args.teacher,
         methods=args.methods, method_backbones=args.method_backbones, metrics_data=args.metrics_data,
-        deploy=args.deploy, checkpoint=args.checkpoint, run=args.run,
+        deploy=args.deploy, checkpoint=args.checkpoint, run=args.run, cache=args.cache, dashboard=args.dashboard,
     ):
         print_table(console, table)  # as each is measured: a full bench takes minutes
         tables.append(table)
