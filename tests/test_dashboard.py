@@ -4,7 +4,9 @@ through Playwright."""
 
 from __future__ import annotations
 
+import io
 import logging
+import os
 import shutil
 import socket
 from pathlib import Path
@@ -24,7 +26,9 @@ from workbench.inspect.imaging import box_outline
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
-SHOTS = ARTIFACTS / "ui"  # every tab of every run kind; docs/figures/ui holds a copy
+SHOTS = ARTIFACTS / "ui"  # every tab of every run kind
+# SEMPRIOR_UI_DOCS=1 also writes small copies of the semprior and top-hat runs' tabs here (README.md shows two)
+DOCS_SHOTS, DOCS_RUNS, DOCS_MAX_BYTES = ROOT / "docs" / "figures" / "ui", ("semprior", "tophat"), 300_000
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -273,7 +277,7 @@ class _Errors(logging.Handler):
 
 
 @pytest.fixture(scope="module")
-def page(tiny_run, tiny_supervised_run, tiny_classical_run):  # noqa: F811
+def page(tiny_run, tiny_supervised_run, tiny_classical_run, clutter):  # noqa: F811
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium (/usr/bin/chromium) is not installed: run .ci/install-browser.sh")
     from playwright.sync_api import sync_playwright
@@ -281,7 +285,7 @@ def page(tiny_run, tiny_supervised_run, tiny_classical_run):  # noqa: F811
     SHOTS.mkdir(parents=True, exist_ok=True)
     errors = _Errors()
     logging.getLogger().addHandler(errors)
-    server = serve([tiny_run, tiny_supervised_run, tiny_classical_run])
+    server = serve([tiny_run, tiny_supervised_run, tiny_classical_run], data=[clutter])
     problems: list[str] = []
     try:
         with sync_playwright() as pw:
@@ -309,8 +313,20 @@ def _show_run(page, name: str) -> None:
         select.select_option(label)
 
 
+# A phrase of each tab's description: shown once the server has put the tab's page in (with its views).
+DESCRIPTIONS = {
+    "Overview": "Every row of the table names the split", "Label evolution": "starts from one click per target",
+    "Clusters": "groups its training images into clusters", "SCAM": "modulates its encoder features",
+    "Attributions": "explained with Captum", "False alarms": "mistakes for a target",
+    "Comparison": "differ only in their seed",
+}  # fmt: skip
+
+
 def _open_tab(page, title: str, expected: str):
     page.locator(".bk-tab", has_text=title).click()
+    # First the description: ``expected`` may also be in the page of the tab just closed, until the server
+    # has swapped it out (the Comparison's table names the splits as the Overview's does).
+    page.get_by_text(DESCRIPTIONS[title]).wait_for()
     page.get_by_text(expected).first.wait_for()
 
 
@@ -356,6 +372,7 @@ TABS = {
         "Clusters": ("no cluster weights", []),
         "SCAM": ("no SCAM teacher", []),
         "Attributions": ("positive attribution inside the window", ["integrated_gradients · student · w.r.t. image"]),
+        "False alarms": ("the test split of", []),
         "Comparison": ("classical.method=tophat", []),
     },
     "tophat": {
@@ -364,6 +381,7 @@ TABS = {
         "Clusters": ("no cluster weights", []),
         "SCAM": ("no SCAM teacher", []),
         "Attributions": ("no network to explain", []),
+        "False alarms": ("false-alarm objects on the test split of", []),
         "Comparison": ("method.name=semprior", []),
     },
     "semprior": {
@@ -373,6 +391,7 @@ TABS = {
         "SCAM": ("modulates its encoder features", ["stage 0 ← VFM block 1: g·γ", "stage 1 ← VFM block 2: gate g",
                                                     "teacher, SCAM off"]),
         "Attributions": ("positive attribution inside the window", ["integrated_gradients · student · w.r.t. image"]),
+        "False alarms": ("the test split of", []),
         "Comparison": ("method.name=supervised", []),
     },
 }  # fmt: skip
@@ -391,8 +410,22 @@ def test_each_tab_fits_the_window_and_shows_its_content(page, run, tab):
     if tab in ("Label evolution", "SCAM") and plots:  # the image panel shows the selected image
         chosen = page.locator("select:has(> option[value^='data/syn_'])").input_value()
         assert any(t.startswith(f"{chosen} · ") for t in page.evaluate(PLOT_TITLES)), chosen
-    page.screenshot(path=str(SHOTS / f"{run}_{tab.split()[0].lower()}.png"), full_page=True)
+    name = f"{run}_{tab.lower().replace(' ', '_')}.png"
+    shot = page.screenshot(path=str(SHOTS / name), full_page=True)
+    if os.environ.get("SEMPRIOR_UI_DOCS") and run in DOCS_RUNS:
+        _write_small(shot, DOCS_SHOTS / name)
     assert page.server_errors == []
+
+
+def _write_small(png: bytes, path: Path) -> None:
+    """A screenshot in 256 colours: the flat UI colours and colour bars survive, the file stays small."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(png)).convert("RGB").quantize(colors=256).save(buf, format="PNG", optimize=True)
+    assert len(buf.getvalue()) < DOCS_MAX_BYTES, f"{path.name}: {len(buf.getvalue())} bytes"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(buf.getvalue())
 
 
 @pytest.mark.browser
@@ -449,7 +482,8 @@ def test_attribution_selectors_offer_only_what_can_be_explained(page):
     _wait_for_plots(page, ["saliency · teacher · w.r.t. vfm"])
     method.select_option("gradcam")
     _wait_for_plots(page, ["gradcam · teacher · w.r.t. image"])
-    assert page.locator("select:has(> option[value='vfm'])").count() == 0  # no longer offered
+    # no longer offered (the selector is rebuilt in a message of its own, maybe after the plot's)
+    page.locator("select:has(> option[value='vfm'])").wait_for(state="detached")
     page.wait_for_timeout(300)
     assert len(page.evaluate(CANVASES)) == 2  # image and map: the VFM blocks' maps of the old plot are gone
     method.select_option("integrated_gradients")
@@ -467,6 +501,25 @@ def test_choosing_a_cluster_shows_its_images(page):
     page.locator("select:has(> option[value='1'])").select_option("1")  # the cluster selector
     page.get_by_text("data/syn_0000").wait_for(state="detached")  # image 0 belongs to cluster 0
     assert gallery.count() == 3
+
+
+@pytest.mark.browser
+def test_false_alarm_close_ups_follow_the_chosen_folder_and_split(page, tiny_classical_run, clutter):  # noqa: F811
+    _show_run(page, "tophat")
+    _open_tab(page, "False alarms", "false-alarm objects on the test split of")
+    gallery = page.locator(".false-alarm-gallery img")
+    gallery.first.wait_for()
+    assert gallery.count() == min(len(wi.false_alarms(tiny_classical_run, tiny_classical_run.parent / "data")),
+                                  FA_GALLERY)
+    other = run_label(clutter)
+    page.locator(f"select:has(> option[value='{other}'])").select_option(other)
+    page.get_by_text(f"on the test split of {other}").first.wait_for()  # processed: the split selector is rebuilt
+    page.locator("select:has(> option[value='all'])").select_option("all")  # offered: the run did not train on it
+    found = len(wi.false_alarms(tiny_classical_run, clutter, split="all"))
+    page.get_by_text(f"{found} false-alarm objects on all images of {other}").wait_for()
+    assert gallery.count() == min(found, FA_GALLERY)
+    page.wait_for_timeout(300)
+    assert page.evaluate(OVERFLOW) == [] and page.server_errors == []
 
 
 @pytest.mark.browser

@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from inspect import ismethod
 from pathlib import Path
 
 import holoviews as hv
@@ -321,6 +320,7 @@ class DashboardState(param.Parameterized):
             plots.close_ups(wi.false_alarm_gallery(self.fa_folder, rows[:shown])), sizing_mode="stretch_width")
 
     # -- comparison ------------------------------------------------------------------------------
+    @param.depends()  # the runs given; no selection changes it
     def comparison_table(self):
         rows = wi.compare_runs(self.paths.values())
         shown = [{"group": r["group"], "data": r["data"], "split": r["split"], "model": r["model"], "n": r["n"],
@@ -334,20 +334,38 @@ class DashboardState(param.Parameterized):
                          sizing_mode="stretch_width")
 
 
-def _lazy(items) -> list:
-    """Items with each view method wrapped to be computed when its tab is first shown, not when the app is
-    built: with dynamic tabs only the open tab renders, so the first response waits for its views only."""
-    return [pn.param.ParamMethod(i, lazy=True) if ismethod(i) else i for i in items]
-
-
 def _tab(text: str, *items) -> pn.Column:
-    return pn.Column(pn.pane.Markdown(text, sizing_mode="stretch_width", max_width=1000), *_lazy(items),
+    return pn.Column(pn.pane.Markdown(text, sizing_mode="stretch_width", max_width=1000), *items,
                      sizing_mode="stretch_width")
+
+
+def _while_open(view, tabs: pn.Tabs, index: int) -> pn.viewable.Viewable:
+    """View method ``view`` of the state, computed only while tab ``index`` is open and then only when a
+    parameter it depends on changed since it last was: the first response computes the first tab's views,
+    choosing another run costs the open tab's views only, and reopening a tab costs nothing if nothing changed."""
+    state = view.__self__
+    deps = [state.param[d.name] for d in state.param.method_dependencies(view.__name__)]
+    last: dict = {}
+
+    def show(active: int, *values):
+        if active == index and last.get("values") != values:
+            last["values"], last["view"] = values, view()
+        return last.get("view", pn.Spacer())
+
+    return pn.param.ParamFunction(pn.bind(show, tabs.param.active, *deps))
+
+
+def _when_open(tabs: pn.Tabs, index: int, page: pn.Column) -> pn.viewable.Viewable:
+    """``page`` while tab ``index`` is open, else an empty placeholder, so that a closed tab keeps no Bokeh
+    models and is rendered afresh when reopened. (Panel's dynamic tabs reuse a closed tab's models, which the
+    browser then shows as they were before the run changed: stale and hidden.)"""
+    return pn.param.ParamFunction(pn.bind(lambda active: page if active == index else pn.Spacer(), tabs.param.active),
+                                  sizing_mode="stretch_width")
 
 
 def _controls(*widgets) -> pn.FlexBox:
     # A FlexBox wraps its widgets onto a second line rather than widening the page.
-    return pn.FlexBox(*_lazy(widgets), sizing_mode="stretch_width")
+    return pn.FlexBox(*widgets, sizing_mode="stretch_width")
 
 
 def _rebuilt(build, *deps) -> pn.viewable.Viewable:
@@ -373,14 +391,21 @@ def build_app(run_dirs: Iterable[str | Path], data: Iterable[str | Path] = ()) -
     def images():  # one per tab: a Panel object is shown in one place
         return _rebuilt(lambda: w.Select.from_param(p.image, name="image", width=220), p.run, p.split)
 
-    tabs = pn.Tabs(
-        ("Overview", _tab(TEXT["overview"], s.overview_table, s.overview_curves)),
-        ("Label evolution", _tab(TEXT["labels"], labels, s.label_status, s.label_plots, s.label_quality_plot)),
-        ("Clusters", _tab(TEXT["clusters"], _rebuilt(lambda: w.Select.from_param(p.cluster, name="cluster"), p.run),
-                          _controls(s.cluster_plot, s.cluster_table), s.cluster_gallery)),
-        ("SCAM", _tab(TEXT["scam"], _controls(w.Select.from_param(p.split, name="split", width=160), images()),
-                      s.scam_toggle, s.scam_plots)),
-        ("Attributions", _tab(
+    tabs = pn.Tabs()
+
+    def opened(index: int):  # wraps the view methods of tab ``index``
+        return lambda view: _while_open(view, tabs, index)
+
+    pages = [
+        ("Overview", lambda v: _tab(TEXT["overview"], v(s.overview_table), v(s.overview_curves))),
+        ("Label evolution", lambda v: _tab(TEXT["labels"], labels, v(s.label_status), v(s.label_plots),
+                                           v(s.label_quality_plot))),
+        ("Clusters", lambda v: _tab(
+            TEXT["clusters"], _rebuilt(lambda: w.Select.from_param(p.cluster, name="cluster"), p.run),
+            _controls(v(s.cluster_plot), v(s.cluster_table)), v(s.cluster_gallery))),
+        ("SCAM", lambda v: _tab(TEXT["scam"], _controls(w.Select.from_param(p.split, name="split", width=160),
+                                                        images()), v(s.scam_toggle), v(s.scam_plots))),
+        ("Attributions", lambda v: _tab(
             TEXT["attributions"],
             _controls(w.Select.from_param(p.split, name="split", width=160), images(),
                       _rebuilt(lambda: w.Select.from_param(p.model, name="model", width=160), p.run),
@@ -389,16 +414,16 @@ def build_app(run_dirs: Iterable[str | Path], data: Iterable[str | Path] = ()) -
             _controls(w.IntInput.from_param(p.target_y, name="target y", width=160),
                       w.IntInput.from_param(p.target_x, name="target x", width=160),
                       w.IntSlider.from_param(p.radius, name="window radius", width=220)),
-            s.attribution_plot)),
-        ("False alarms", _tab(
+            v(s.attribution_plot))),
+        ("False alarms", lambda v: _tab(
             TEXT["false_alarms"],
             _controls(_rebuilt(lambda: w.Select.from_param(p.fa_folder, name="dataset folder", width=420), p.run),
                       _rebuilt(lambda: w.Select.from_param(p.fa_split, name="split", width=160), p.run,
                                p.fa_folder)),
-            s.false_alarm_view)),
-        ("Comparison", _tab(TEXT["compare"], s.comparison_table)),
-        dynamic=True,  # a tab computes its views when first opened
-    )
+            v(s.false_alarm_view))),
+        ("Comparison", lambda v: _tab(TEXT["compare"], v(s.comparison_table))),
+    ]
+    tabs.extend((name, _when_open(tabs, i, page(opened(i)))) for i, (name, page) in enumerate(pages))
     header = pn.Row(pn.pane.Markdown("## semprior dashboard"), w.Select.from_param(p.run, name="run", width=420))
     return pn.Column(header, tabs, sizing_mode="stretch_width")
 
