@@ -1,8 +1,9 @@
 """The semprior dashboard: one Panel app with a tab per inspection view of a set of runs.
 
 :class:`DashboardState` holds the selections (run, image, label update, cluster, attribution target ...)
-as parameters; its view methods return plots built from :mod:`workbench.inspect` and Panel re-renders
-them when a parameter they depend on changes. :func:`serve` starts the app on a local port.
+as parameters; its view methods return plots built from :mod:`workbench.inspect`, recomputed when a parameter
+they depend on changes while their tab is open (:func:`_while_open`). :func:`serve` starts the app on a local
+port.
 
 Security: the server binds 127.0.0.1 unless told otherwise. It has no authentication, shows every image
 and metric of the runs it was given, and runs model inference on request (CPU load). Binding another
