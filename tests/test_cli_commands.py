@@ -34,7 +34,7 @@ EXPECTED = {
     "data check": ["dir"],
     "labels": ["--run"],
     "report": ["--no-figures", "--note", "--out", "runs"],
-    "dashboard": ["--allow-remote", "--host", "--port", "--run", "--show"],
+    "dashboard": ["--allow-remote", "--data", "--host", "--port", "--run", "--show"],
     "bench": ["--backbones", "--batch", "--cache", "--checkpoint", "--dashboard", "--deploy", "--method-backbones",
               "--methods", "--metrics-data", "--out", "--run", "--size", "--steps", "--teacher"],
 }
@@ -76,3 +76,9 @@ def test_every_help_renders(command, capsys):
 def test_a_group_alone_prints_its_help(capsys):
     assert main(["data"]) == 2
     assert capsys.readouterr().out.startswith("usage: semprior data [-h] {check} ...")
+
+
+def test_dashboard_refuses_a_missing_data_folder_before_serving(tmp_path, capsys):
+    missing = tmp_path / "NUDT-typo"
+    assert main(["dashboard", "--run", str(tmp_path), "--data", str(missing), "--port", "0"]) == 2
+    assert f"{missing}: dataset folder not found" in capsys.readouterr().out.replace("\n", "")

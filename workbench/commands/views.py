@@ -63,18 +63,23 @@ def cmd_report(args, extra) -> int:
 def _dashboard_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", action="append", metavar="DIR",
                    help="run directory or a folder of runs; repeatable (default: runs/demo)")
+    p.add_argument("--data", action="append", metavar="DIR", default=[],
+                   help="another dataset folder whose false alarms the dashboard can show (e.g. a cross-dataset test); repeatable")
     add_server_args(p, "sees the runs")
 
 
 @commands.command("dashboard", "browse runs: metrics, label evolution, clusters, SCAM, attributions, comparison",
                   args=_dashboard_args)
 def cmd_dashboard(args, extra) -> int:
+    from semprior_core.data.folder import DatasetFolder
     from workbench.dashboard import serve
 
+    for folder in args.data:  # a typo fails here with one line, not later as an empty selector
+        DatasetFolder.open(folder)
     try:
         server = serve(args.run or ["runs/demo"], host=args.host, port=args.port, show=args.show,
-                       allow_remote=args.allow_remote)
-    except (ValueError, OSError) as exc:  # no run, non-loopback host without --allow-remote, port in use
+                       allow_remote=args.allow_remote, data=args.data)
+    except (ValueError, OSError) as exc:  # no run, a bad --data folder, non-loopback host without --allow-remote, port in use
         console.print(f"[red]error:[/] {exc}", highlight=False)
         return 2
     console.print(f"dashboard: {server.url} (Ctrl-C to stop)")
