@@ -82,3 +82,17 @@ def test_dashboard_refuses_a_missing_data_folder_before_serving(tmp_path, capsys
     missing = tmp_path / "NUDT-typo"
     assert main(["dashboard", "--run", str(tmp_path), "--data", str(missing), "--port", "0"]) == 2
     assert f"{missing}: dataset folder not found" in capsys.readouterr().out.replace("\n", "")
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "20000"), ("300000", "300000")])
+def test_the_cli_sets_libgomp_spinning_before_torch_loads(given, expected):
+    """Spinning at barriers makes shared cores 3x slower; the CLI lowers it unless the user chose a value,
+    and must do so before torch (and with it libgomp) is imported."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"} | ({"GOMP_SPINCOUNT": given} if given else {})
+    code = "import sys, os, workbench.cli; print(os.environ['GOMP_SPINCOUNT'], 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == [expected, "False"]
