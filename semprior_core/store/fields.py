@@ -32,7 +32,8 @@ def numbers(v: Any) -> bool:
 
 
 STRING: Check = (lambda v: isinstance(v, str), "a string")
-COUNT: Check = (lambda v: is_int(v) and v >= 0, "a non-negative integer")
+# bounded like is_number: counts are averaged and plotted too
+COUNT: Check = (lambda v: is_int(v) and 0 <= v <= sys.float_info.max, "a non-negative integer")
 
 
 def short(v: Any) -> str:
