@@ -235,6 +235,7 @@ class Trainer:
         self.files.write_config(config_dict(self.cfg))
 
     def _start_run(self) -> None:
+        self.files.clear_records()
         self._write_run_files()
         self.supervision.record_initial()
         self.method.on_start()

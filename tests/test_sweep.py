@@ -102,6 +102,22 @@ def test_reproduce_with_two_workers_trains_and_evaluates_every_run(tiny_syntheti
         assert {e["model"] for e in evals if e["split"] == "test"} == expected
         assert (job.run_dir / "best.pt").exists()
 
+    # A fresh clone of results/ holds the runs without checkpoints: finished ones stand on their records,
+    # one that lost an evaluation is trained again from scratch, its old records replaced, not appended to.
+    for job in jobs:
+        for ckpt in job.run_dir.glob("*.pt"):
+            ckpt.unlink()
+    kept, redone = jobs[0].run_dir, jobs[1].run_dir
+    kept_metrics = (kept / "metrics.jsonl").read_text()
+    (kept / "metrics.jsonl").write_text(kept_metrics)  # a new mtime: a rewrite would be visible below
+    stamp = (kept / "metrics.jsonl").stat().st_mtime_ns
+    for p in (redone / "eval").glob("test_*"):
+        p.unlink()
+    reproduce.run(protocol, tmp_path / "out", tmp_path, progress=False, jobs=1)
+    assert (kept / "metrics.jsonl").stat().st_mtime_ns == stamp and not (kept / "best.pt").exists()
+    assert (redone / "best.pt").exists() and len((redone / "metrics.jsonl").read_text().splitlines()) == 1
+    assert all(not j.run_dir.joinpath("best.pt").exists() for j in jobs[2:])
+
 
 def test_gpu_protocol_plans_dnanet_and_acm_students(tmp_path):
     import shutil

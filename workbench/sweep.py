@@ -87,15 +87,28 @@ def run_job(base: RunConfig, job: Job, progress: bool = True) -> None:
     from semprior_core.store.checkpoint import load_checkpoint
 
     cfg = apply_overrides(base, list(job.overrides))
-    last = RunDir(job.run_dir).last
-    done = last.exists() and load_checkpoint(last)["epoch"] >= cfg.train.epochs
-    if not done:
-        train(cfg, job.run_dir, resume=last.exists(), progress=progress)
+    files = RunDir(job.run_dir)
+    if not files.last.exists() and kept_finished(files, cfg.train.epochs, job.test):
+        return  # a finished run kept without its checkpoints (results/ in git) stands on its records
+    if not (files.last.exists() and load_checkpoint(files.last)["epoch"] >= cfg.train.epochs):
+        train(cfg, job.run_dir, resume=files.last.exists(), progress=progress)
 
     if not job.test:
         return
     for which in Run.open(job.run_dir).info()["eval_models"]:
         evaluate_run(job.run_dir, "test", which)
+
+
+def kept_finished(files: RunDir, epochs: int, test: bool) -> bool:
+    """Whether a run folder without checkpoints records a finished run: its last epoch record reaches
+    ``epochs`` and, if it is scored on test, every network it scores has its test evaluation."""
+    if not files.metrics.is_file():
+        return False
+    run = Run.open(files.root)
+    history = run.history()
+    if not history or history[-1]["epoch"] < epochs:
+        return False
+    return not test or all(files.evaluation("test", m, "best").is_file() for m in run.info().get("eval_models", []))
 
 
 def run_parallel_gpus(config_path: str | None, jobs: list[Job], n_gpus: int) -> None:

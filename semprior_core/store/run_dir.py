@@ -112,6 +112,15 @@ class RunDir:
         for name in SPLITS:
             atomic_write_text(self.split(name), "".join(f"{k}\n" for k in keys[name]))
 
+    def clear_records(self) -> None:
+        """Delete what an earlier attempt left without a checkpoint (epoch records, label and cluster histories,
+        evaluations): a fresh start must not append to them, nor stand beside their scores."""
+        import shutil
+
+        self.metrics.unlink(missing_ok=True)
+        for folder in (self.labels, self.clusters, self.eval_dir, self.eval_cross_dir):
+            shutil.rmtree(folder, ignore_errors=True)
+
     def append_metrics(self, record: dict[str, Any]) -> None:
         append_jsonl(self.metrics, record)
 
