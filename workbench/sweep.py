@@ -86,10 +86,10 @@ def run_job(base: RunConfig, job: Job, progress: bool = True) -> None:
     from semprior_core.evaluation.evaluate import evaluate_run
     from semprior_core.store.checkpoint import load_checkpoint
 
+    if kept(base, job):
+        return
     cfg = apply_overrides(base, list(job.overrides))
     files = RunDir(job.run_dir)
-    if not files.last.exists() and kept_finished(files, cfg.train.epochs, job.test):
-        return  # a finished run kept without its checkpoints (results/ in git) stands on its records
     if not (files.last.exists() and load_checkpoint(files.last)["epoch"] >= cfg.train.epochs):
         train(cfg, job.run_dir, resume=files.last.exists(), progress=progress)
 
@@ -97,6 +97,14 @@ def run_job(base: RunConfig, job: Job, progress: bool = True) -> None:
         return
     for which in Run.open(job.run_dir).info()["eval_models"]:
         evaluate_run(job.run_dir, "test", which)
+
+
+def kept(base: RunConfig, job: Job) -> bool:
+    """A finished run kept without its checkpoints (results/ in git): it stands on its records, and training
+    it afresh would delete them."""
+    files = RunDir(job.run_dir)
+    return not files.last.exists() and kept_finished(files, apply_overrides(base, list(job.overrides)).train.epochs,
+                                                     job.test)
 
 
 def kept_finished(files: RunDir, epochs: int, test: bool) -> bool:

@@ -159,7 +159,7 @@ def cmd_sweep(args, extra) -> int:
     jobs = sweep.plan(base, out, args.seeds, [a for item in args.ablate for a in item.split(",") if a])
     n_gpus = _cuda_count()
     if n_gpus > 1:
-        sweep.run_parallel_gpus(args.config, jobs, n_gpus)
+        sweep.run_parallel_gpus(args.config, [j for j in jobs if not sweep.kept(base, j)], n_gpus)
     for i, job in enumerate(jobs, 1):
         console.print(f"[bold]{i}/{len(jobs)}[/] {job.variant} seed {job.seed} → {job.run_dir}")
         sweep.run_job(base, job, progress=not args.quiet)
