@@ -13,9 +13,6 @@ from __future__ import annotations
 import fcntl
 import math
 import os
-import platform
-import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -47,6 +44,7 @@ from .method.supervision import Supervision
 from .run_policy import selection_for
 from .runtime import distributed as dist
 from .runtime.device import autocast, epoch_seed, make_scaler, resolve_device, seed_everything
+from .runtime.environment import environment
 from .runtime.inference import to_device
 from .store.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .store.run_dir import SPLITS, RunDir
@@ -135,31 +133,6 @@ def _probe_space(probe: Path) -> None:
         probe.write_bytes(b"\0" * 1024 * 1024)
     finally:
         probe.unlink(missing_ok=True)  # a full disk leaves a partial probe
-
-
-def environment() -> dict[str, Any]:
-    import importlib.metadata as md
-
-    def version(pkg: str) -> str | None:
-        try:
-            return md.version(pkg)
-        except md.PackageNotFoundError:
-            return None
-
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent, timeout=5
-        ).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    return {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "packages": {p: version(p) for p in ("semprior", "torch", "numpy", "scipy", "scikit-learn", "onnx")},
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "cpu_threads": torch.get_num_threads(),
-        "git_commit": commit,
-    }
 
 
 class Trainer:

@@ -7,7 +7,7 @@ import pytest
 from semprior_core.config import load_config
 from semprior_core.models import create_backbone, list_backbones
 from semprior_core.networks import build_teacher
-from workbench.bench import bench_metrics, method_configs
+from workbench.bench import bench_metrics, method_configs, semprior_cost_configs
 
 
 @pytest.mark.parametrize("backbone", list_backbones())
@@ -19,6 +19,14 @@ def test_method_configs_build_a_teacher_on_the_last_three_stages(backbone):
     assert cfg.scam.stages == list(range(n - 3, n))
     build_teacher(cfg)  # raises if a stage is out of range for this backbone
 
+
+
+def test_semprior_cost_configs_add_one_factor_per_row():
+    rows = [load_config(None, ov) for ov in semprior_cost_configs("acm", "contrast", meta_every=8).values()]
+    assert [c.method.name for c in rows] == ["supervised", "semprior", "semprior", "semprior"]
+    assert [c.scam.enabled for c in rows[1:]] == [False, True, True]
+    assert [c.semprior.reweight for c in rows[1:]] == [False, False, True]
+    assert rows[-1].semprior.meta_every == 8
 
 def test_bench_metrics_scores_the_whole_test_split():
     row = bench_metrics("@synthetic")

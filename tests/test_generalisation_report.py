@@ -98,6 +98,16 @@ def test_report_has_the_direction_that_exists_and_lists_the_missing_one(two_data
     assert "trained on DA, evaluated on DB" not in text.split("### Missing")[1]
 
 
+def test_missing_compares_runs_named_relatively(two_datasets, runs, monkeypatch):
+    a, b = two_datasets
+    evaluate_on(runs / "a" / "full", b, device="cpu")
+    monkeypatch.chdir(runs.parent)  # as in `semprior report results/...`: relative run paths
+    text = "\n".join(section(["runs"], runs.parent / "figs", runs.parent, with_figures=False))
+    missing = text.split("### Missing")[1]
+    assert "trained on DA, evaluated on DB" not in missing
+    assert "- trained on DB, evaluated on DA: 1 run(s) not evaluated; `semprior eval --run runs/b/full" in missing
+
+
 def test_run_report_states_false_alarms_on_target_free_frames(runs):
     run = runs / "b" / "full"
     lines = detection_lines(run, evaluate_run(run, "test", device="cpu", save=False), run / "report")

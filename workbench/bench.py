@@ -126,6 +126,14 @@ def bench_tables(
             rows += bench_methods(method_configs(name, methods), Path(tempfile.mkdtemp(prefix="semprior-bench-")))
         yield Table("training images/s per method and backbone (one process, embedded synthetic data, "
                     "128² crops, batch 8, label updates and meta-steps included)", rows)
+        first = (method_backbones or names)[0]
+        rows = bench_methods(semprior_cost_configs(first, methods), Path(tempfile.mkdtemp(prefix="semprior-bench-")),
+                             epochs=4)
+        for prev, row in zip([None, *rows], rows):
+            row["cost_vs_supervised"] = 1 / row.pop("ratio_to_supervised")
+            row["adds"] = row["cost_vs_supervised"] - (prev["cost_vs_supervised"] if prev else 1.0)
+        yield Table(f"cost of a semprior step, factor by factor ({first}, {methods}, 128² crops, batch 8; each row "
+                    "adds one factor to the row above; cost in supervised steps)", rows)
     if metrics_data:
         yield Table(f"metric evaluation (IoU, nIoU, Pd, Fa) on the test split of {metrics_data}",
                     [bench_metrics(metrics_data)])
@@ -171,6 +179,21 @@ def method_configs(backbone: str, vfm: str) -> dict[str, list[str]]:
         "lesps": [*common, "labels.rule=lesps", "labels.start_epoch_frac=0.0", "labels.update_every=1"],
         f"semprior ({vfm})": [*common, "method.name=semprior", f"vfm.name={vfm}",
                               f"scam.stages={list(range(max(0, n_stages - 3), n_stages))}"],
+    }
+
+
+def semprior_cost_configs(backbone: str, vfm: str, meta_every: int = 8) -> dict[str, list[str]]:
+    """The semprior step built up factor by factor from supervised training of the same backbone: the second
+    network (teacher, distillation, no VFM), then SCAM on cached VFM features, then the bilevel meta-step
+    every ``meta_every`` steps (the CPU protocol's)."""
+    configs = method_configs(backbone, vfm)
+    sp = configs[f"semprior ({vfm})"]
+    return {
+        "supervised": configs["supervised"],
+        "+ second network (teacher, distillation; SCAM and meta-step off)":
+            [*sp, "scam.enabled=false", "semprior.reweight=false"],
+        f"+ SCAM on cached {vfm} features": [*sp, "semprior.reweight=false"],
+        f"+ meta-step every {meta_every} steps (the full semprior step)": [*sp, f"semprior.meta_every={meta_every}"],
     }
 
 
@@ -308,7 +331,7 @@ def bench_teacher_features(vfm_name: str, size: int, batch: int, steps: int, n_c
         opt.step()
 
     def cached():
-        step([torch.stack([apply_features(f[i].float(), g, (size, size)) for f in feats]) for i in range(len(cfg.vfm.layers))])
+        step([torch.stack([apply_features(f[i], g, (size, size)) for f in feats]) for i in range(len(cfg.vfm.layers))])
 
     def live():
         out = cache.vfm(x, cfg.vfm.layers, pooled=False).features

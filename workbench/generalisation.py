@@ -210,9 +210,10 @@ def missing(paths: list[str | Path], cross: dict[tuple[str, str], list[Entry]]) 
         for b in single:
             if a == b:
                 continue
+            evaluated = {p for p, t, ev in done if t == a and ev == b}  # resolved: runs may be named relatively
             lacking = sorted({run.path for e in in_domain[a] for run in e.runs
-                              if e.model == "student" or run.info().get("kind") == "classical"}
-                             - {p for p, t, ev in done if t == a and ev == b}, key=str)
+                              if (e.model == "student" or run.info().get("kind") == "classical")
+                              and run.path.resolve() not in evaluated}, key=str)
             if lacking:
                 parent = os.path.commonpath([str(p) for p in lacking]) if len(lacking) > 1 else str(lacking[0])
                 lines.append(f"- trained on {a}, evaluated on {b}: {len(lacking)} run(s) not evaluated; "

@@ -171,7 +171,8 @@ def targets(entries: list[Entry]) -> list[str]:
     """The project's targets checked against this dataset's numbers, met or not, each with the gap.
 
     Targets (same budget, same seeds): semprior student IoU ≥ LESPS + 5 points and > PAL, with a
-    std over seeds no larger than LESPS's; ≥ 0.9 × full supervision; each ablation below the full method.
+    std over seeds no larger than LESPS's; ≥ 0.85 × full supervision; each ablation below the full method;
+    and the learned floor: full supervision ≥ the white top-hat + 5 points (issue 19's protocol-v2 targets).
     """
     def cell(method: str, model: str = "student") -> Entry | None:
         return next((e for e in entries if e.method == method and e.model == model), None)
@@ -196,7 +197,11 @@ def targets(entries: list[Entry]) -> list[str]:
         check("IoU > PAL", gap > 0, f"semprior − PAL = {gap:+.2f} IoU")
     if full is not None:
         ratio = _mean(sp) / max(_mean(full), 1e-9)
-        check("IoU ≥ 0.9 × full supervision", ratio >= 0.9, f"ratio {ratio:.2f}")
+        check("IoU ≥ 0.85 × full supervision", ratio >= 0.85, f"ratio {ratio:.2f}")
+        tophat = cell("tophat (classical)", "tophat")
+        if tophat is not None:
+            gap = _mean(full) - _mean(tophat)
+            check("full supervision ≥ top-hat + 5 (the learned floor)", gap >= 5, f"full − top-hat = {gap:+.2f} IoU")
     for e in sorted(entries, key=_order):
         if e.method.startswith("semprior [") and e.model == "student":
             gap = _mean(sp) - _mean(e)
@@ -205,7 +210,7 @@ def targets(entries: list[Entry]) -> list[str]:
                   f"full − ablation = {gap:+.2f} IoU (largest std of the two {spread:.2f})")
     if not rows:
         return []
-    return ["| target (semprior student) | status | measured |", "|---|---|---|", *rows]
+    return ["| target (semprior student unless named) | status | measured |", "|---|---|---|", *rows]
 
 
 def examples(entries: list[Entry], out_dir: Path, rel_to: Path, n: int = 4) -> list[str]:
@@ -275,14 +280,15 @@ def machine() -> str:
 
 
 def run_commits(data: dict[str, list[Entry]]) -> str:
-    """The git commits the runs were trained at (from each run's environment.json)."""
-    commits = set()
+    """The git commits the runs were trained at (from each run's environment.json), and how many record none."""
+    commits, unrecorded = set(), set()
     for entries in data.values():
         for e in entries:
             for run in e.runs:
                 commit = run.environment().get("git_commit")
-                commits.add((commit or "unknown")[:7])
-    return ", ".join(f"`{c}`" for c in sorted(commits)) or "–"
+                (commits.add(commit[:7]) if commit else unrecorded.add(run.path))
+    named = ", ".join(f"`{c}`" for c in sorted(commits)) or "–"
+    return named + (f" ({len(unrecorded)} run(s) record no commit)" if unrecorded else "")
 
 
 def build_report(paths: list[str | Path], out: Path, command: str, with_figures: bool = True, note: str = "") -> Path:

@@ -33,6 +33,7 @@ from ..config.tree import ConfigError, apply_overrides, from_dict, load_yaml, na
 from ..data.catalog import build_splits
 from ..data.dataset import ImageBank
 from ..io import DataError, atomic_write_text, read_json
+from ..runtime.environment import environment
 from ..store.fields import STRING, check_fields
 from ..store.run_dir import SPLITS, RunDir
 from .registry import get_method
@@ -196,6 +197,7 @@ def run_classical(cfg: ClassicalRunConfig, out: str | Path) -> ClassicalRun:
         raise FileExistsError(f"{out}: already holds a run (run.json); use another output directory")
     splits = build_splits(cfg.data)
     files.write_config(to_dict(cfg))
+    files.write_environment(environment())
     files.write_splits({name: [r.key for r in splits.get(name)] for name in SPLITS})
 
     method = cfg.classical.method
