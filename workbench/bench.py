@@ -331,7 +331,7 @@ def bench_teacher_features(vfm_name: str, size: int, batch: int, steps: int, n_c
         opt.step()
 
     def cached():
-        step([torch.stack([apply_features(f[i], g, (size, size)) for f in feats]) for i in range(len(cfg.vfm.layers))])
+        step([torch.stack([apply_features(f[i].float(), g, (size, size)) for f in feats]) for i in range(len(cfg.vfm.layers))])
 
     def live():
         out = cache.vfm(x, cfg.vfm.layers, pooled=False).features

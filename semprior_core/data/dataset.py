@@ -144,7 +144,7 @@ class CropDataset(Dataset):
         out["target"] = torch.from_numpy(apply_array(self.target(index).astype(np.float32), g)[None])
         if self.features is not None:
             out["feats"] = [
-                apply_features(f, g, image.shape, self.feature_stride) for f in self.features(index)
+                apply_features(f.float(), g, image.shape, self.feature_stride) for f in self.features(index)
             ]
         return out
 
@@ -186,7 +186,7 @@ class FullImageDataset(Dataset):
         item = _item(image, self.norm, g, index)
         item["shape"] = image.shape
         if self.features is not None:
-            item["feats"] = [apply_features(f, g, image.shape, self.feature_stride) for f in self.features(index)]
+            item["feats"] = [apply_features(f.float(), g, image.shape, self.feature_stride) for f in self.features(index)]
         return item
 
 

@@ -120,23 +120,11 @@ def feature_shape(g: Geometry, stride: int) -> tuple[int, int]:
     return max(1, math.ceil(g.height / stride)), max(1, math.ceil(g.width / stride))
 
 
-def _taps(centres: torch.Tensor, size_px: int, cells: int) -> tuple[int, int, torch.Tensor]:
-    """The cell range [lo, hi) that bilinear taps at pixel ``centres`` read, and those centres as grid coordinates
-    of that range (``align_corners=False``). Cell k covers pixels [k, k + 1)·size_px/cells; clamping to the
-    edge cells is ``padding_mode="border"``."""
-    u = (centres * cells / size_px - 0.5).clamp(0, cells - 1)
-    lo = int(u.min().floor())
-    hi = min(cells, int(u.max().floor()) + 2)
-    return lo, hi, 2 * (u - lo + 0.5) / (hi - lo) - 1
-
-
 def apply_features(feat: torch.Tensor, g: Geometry, image_hw: tuple[int, int], stride: int = 8) -> torch.Tensor:
     """Resample a (C, h, w) or (B, C, h, w) feature map covering the image onto the window's grid.
 
     The output has one cell per ``stride``×``stride`` block of the window, sampled
-    bilinearly at the block centres; cells whose centre is outside the image are zero. Only the cells
-    the window's taps read are converted and sampled (a float16 map comes back in float32): converting the
-    whole map cost most of a training crop.
+    bilinearly at the block centres; cells whose centre is outside the image are zero.
     """
     squeeze = feat.dim() == 3
     x = feat.unsqueeze(0) if squeeze else feat
@@ -145,13 +133,12 @@ def apply_features(feat: torch.Tensor, g: Geometry, image_hw: tuple[int, int], s
     dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
     ys = g.top + (torch.arange(oh, dtype=dtype, device=x.device) + 0.5) * g.height / oh
     xs = g.left + (torch.arange(ow, dtype=dtype, device=x.device) + 0.5) * g.width / ow
-    y0, y1, gy = _taps(ys, H, x.shape[-2])
-    x0, x1, gx = _taps(xs, W, x.shape[-1])
-    gy, gx = torch.meshgrid(gy, gx, indexing="ij")
+    gy, gx = torch.meshgrid(2 * ys / H - 1, 2 * xs / W - 1, indexing="ij")
     grid = torch.stack([gx, gy], dim=-1).unsqueeze(0).expand(x.shape[0], -1, -1, -1)
-    out = F.grid_sample(x[..., y0:y1, x0:x1].to(dtype), grid, mode="bilinear", padding_mode="border",
-                        align_corners=False)
-    # cells whose centre lies outside the image (padding) are zero, not the clamped edge value
+    # "border" keeps in-image cells near the edge from blending with zeros; cells whose
+    # centre lies outside the image (padding) are zeroed explicitly.
+    out = F.grid_sample(x.to(dtype), grid, mode="bilinear", padding_mode="border", align_corners=False)
     inside = ((ys >= 0) & (ys < H)).to(dtype)[:, None] * ((xs >= 0) & (xs < W)).to(dtype)[None, :]
-    out = _orient(out * inside, g, lambda a, ax: torch.flip(a, (ax,)))
+    out = out * inside
+    out = _orient(out, g, lambda a, ax: torch.flip(a, (ax,))).to(feat.dtype)
     return out.squeeze(0) if squeeze else out
