@@ -20,13 +20,13 @@ def test_method_configs_build_a_teacher_on_the_last_three_stages(backbone):
     build_teacher(cfg)  # raises if a stage is out of range for this backbone
 
 
-
 def test_semprior_cost_configs_add_one_factor_per_row():
     rows = [load_config(None, ov) for ov in semprior_cost_configs("acm", "contrast", meta_every=8).values()]
     assert [c.method.name for c in rows] == ["supervised", "semprior", "semprior", "semprior"]
     assert [c.scam.enabled for c in rows[1:]] == [False, True, True]
     assert [c.semprior.reweight for c in rows[1:]] == [False, False, True]
     assert rows[-1].semprior.meta_every == 8
+
 
 def test_bench_metrics_scores_the_whole_test_split():
     row = bench_metrics("@synthetic")

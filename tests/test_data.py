@@ -184,7 +184,6 @@ def test_feature_padding_is_zero():
     assert (out[:, :2] == 0).all() and (out[:, 2:] == 1).all()
 
 
-
 def test_feature_crop_is_bilinear_sampling_at_the_window_cell_centres():
     """The definition, by hand: ``grid_sample`` of the whole map at ``2·pixel/size − 1`` of each output cell's
     centre, border-clamped, cells outside the image zeroed, then the window's transpose and flips."""
@@ -207,6 +206,7 @@ def test_feature_crop_is_bilinear_sampling_at_the_window_cell_centres():
         out = apply_features(feat, g, (H, W), stride)
         assert out.shape == ref.shape
         torch.testing.assert_close(out, ref, atol=1e-4, rtol=0)
+
 
 # -- catalog and datasets ---------------------------------------------------------------------
 def test_carve_validation_seeded_disjoint():

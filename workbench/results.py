@@ -286,7 +286,10 @@ def run_commits(data: dict[str, list[Entry]]) -> str:
         for e in entries:
             for run in e.runs:
                 commit = run.environment().get("git_commit")
-                (commits.add(commit[:7]) if commit else unrecorded.add(run.path))
+                if commit:
+                    commits.add(commit[:7])
+                else:
+                    unrecorded.add(run.path)
     named = ", ".join(f"`{c}`" for c in sorted(commits)) or "–"
     return named + (f" ({len(unrecorded)} run(s) record no commit)" if unrecorded else "")
 
