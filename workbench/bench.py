@@ -106,7 +106,8 @@ def bench_tables(
     whole methods per backbone (``method_backbones``, default the backbones); with ``metrics_data`` the metrics
     on that dataset's test split; with ``deploy`` the deployed student's latency (``checkpoint``'s, default an
     untrained first backbone) and, with ``run``, the int8 metric change on that run's test split; with ``cache``
-    (a VFM) building its feature cache, old path vs new; with ``dashboard`` (a folder of runs) the dashboard's
+    (a VFM) building its feature cache, old path vs new, and its encoder per engine (torch, onnxruntime,
+    bfloat16); with ``dashboard`` (a folder of runs) the dashboard's
     first render with 20 of them.
     """
     torch.manual_seed(0)
@@ -140,6 +141,11 @@ def bench_tables(
     if cache:
         yield Table(f"VFM feature cache build ({cache}, 448 px input, blocks 3/6/9): batched on intra-op threads "
                     "vs one image per worker thread, interleaved in one process", bench_feature_cache(cache))
+        from workbench.vfm_bench import bench_vfm_engines
+
+        yield Table(f"VFM encoder engines ({cache}, 256² images at 448 px input, blocks 3/6/9, interleaved in one "
+                    "process; deviations relative to the float32 torch features, worst block)",
+                    bench_vfm_engines(cache))
     if dashboard:
         yield Table(f"dashboard first render, 20 runs copied from {dashboard} (fresh process each)",
                     [bench_dashboard(dashboard)])

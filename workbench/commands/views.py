@@ -100,7 +100,7 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
                    help="also time the deployed student (PyTorch, TorchScript, onnxruntime fp32/fp16/int8) at 256², 640×512, 1920×1080")
     p.add_argument("--checkpoint", help="with --deploy: time this checkpoint's student (default: an untrained backbone)")
     p.add_argument("--run", help="with --deploy: also the IoU/Pd/Fa change int8 causes on this run's test split")
-    p.add_argument("--cache", metavar="VFM", help="also time building the VFM feature cache (old vs new path)")
+    p.add_argument("--cache", metavar="VFM", help="also time building the VFM feature cache (old vs new path) and its encoder per engine")
     p.add_argument("--dashboard", metavar="RUNS", help="also time the dashboard's first render with 20 runs copied from RUNS")
     p.add_argument("--out", help="also write the tables as markdown to this file")
 
