@@ -103,3 +103,17 @@ def test_prior_verdict_says_plainly_when_the_prior_is_not_load_bearing():
     text = prior_verdict([full, *spread], "d")[0]
     assert text.startswith("**The semantic prior is not") and "(lower over images, but within the seed spread)" in text
     assert prior_verdict([full], "d") == []
+
+
+def test_report_without_checkpoints_says_so_instead_of_drawing(runs, tmp_path):
+    import shutil
+
+    from workbench.inspect.predictions import example_predictions
+
+    bare = tmp_path / "bare"
+    shutil.copytree(runs, bare, ignore=shutil.ignore_patterns("*.pt"))  # what a results/ folder in git holds
+    text = build_report([bare], tmp_path / "docs" / "results.md", "semprior report test").read_text()
+    assert "No example predictions: none of these runs' checkpoints is in this checkout." in text
+    assert "| lesps | student | 2 | 2 | " in text  # the tables still come from the stored evaluations
+    with pytest.raises(ValueError, match="no run has a checkpoint with a 'student' network"):
+        example_predictions({"lesps": bare / "lesps" / "seed0"}, ["k"])

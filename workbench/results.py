@@ -263,12 +263,13 @@ def prior_verdict(entries: list[Entry], dataset: str) -> list[str]:
 def examples(entries: list[Entry], out_dir: Path, rel_to: Path, n: int = 4) -> list[str]:
     """Test images drawn by a seeded permutation, with every method's first-seed student detections."""
     from workbench.inspect.figures import predictions_figure
+    from workbench.inspect.handle import open_run
     from workbench.inspect.predictions import example_keys, example_predictions
 
-    runs = {e.method: e.runs[0].path for e in sorted(entries, key=_order)
-            if e.model == "student" and e.runs[0].info().get("kind") != "classical"}
-    if not runs:
-        return []
+    learned = [e for e in sorted(entries, key=_order) if e.model == "student" and e.runs[0].info().get("kind") != "classical"]
+    runs = {e.method: e.runs[0].path for e in learned if open_run(e.runs[0].path).checkpoint_path() is not None}
+    if not runs:  # results/ folders keep metrics and label histories, not checkpoints
+        return ["No example predictions: none of these runs' checkpoints is in this checkout."] if learned else []
     keys = example_keys(next(iter(runs.values())), n)
     fig = predictions_figure(example_predictions(runs, keys))
     path = out_dir / "examples.png"

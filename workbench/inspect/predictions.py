@@ -37,6 +37,9 @@ def example_predictions(runs: dict[str, str | Path | RunHandle], keys: list[str]
     """
     handles = {label: open_run(r) for label, r in runs.items()}
     handles = {label: h for label, h in handles.items() if which in h.networks()}
+    if not handles:
+        raise ValueError(f"no run has a checkpoint with a {which!r} network to predict with: "
+                         + ", ".join(str(r) for r in runs.values()))
     first = next(iter(handles.values()))  # every run reads the same split, so one run's images serve all
     bank = first.bank(split)
     out = []
