@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import math
 import os
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -333,6 +334,7 @@ class Trainer:
     def fit(self) -> list[dict[str, Any]]:
         epochs = self.cfg.train.epochs
         while self.epoch < epochs:
+            started = time.monotonic()
             record = self._train_epoch(self.epoch)
             record |= self.supervision.after_epoch(
                 self.epoch, epochs, record["loss"], self._label_predictor(self.train_bank, self.method.train_features())
@@ -345,6 +347,8 @@ class Trainer:
             if (self.epoch + 1) % self.cfg.train.eval_every == 0 or self.epoch + 1 == epochs:
                 record |= self._validate()
                 self.method.on_validation(record)
+            # Wall seconds of the whole epoch (steps, label update, validation): protocols report run costs from it.
+            record["epoch_s"] = time.monotonic() - started
             self.epoch += 1
             self.history.append(record)
             improved = record.get("select_score", -math.inf) > self.best["score"]

@@ -10,6 +10,7 @@ from semprior_core.config import ConfigError, load_config
 from semprior_core.engine import Trainer, TrainingError, lr_factor, read_history, train
 from semprior_core.store.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from semprior_core.store.label_history import LabelHistory
+from tests.histories import assert_same_history
 
 
 def tiny_cfg(root, *extra):
@@ -80,7 +81,7 @@ def test_resume_equals_uninterrupted(tiny_synthetic, tmp_path, monkeypatch, rule
     assert len(read_history(tmp_path / "b")) == 2
     resumed = train(cfg, tmp_path / "b", resume=True, progress=False)
 
-    assert json.dumps(resumed, sort_keys=True) == json.dumps(full, sort_keys=True)
+    assert_same_history(resumed, full)
     a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
     for k, v in a["networks"]["student"].items():
         assert torch.equal(v, b["networks"]["student"][k]), k

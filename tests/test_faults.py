@@ -22,6 +22,7 @@ import torch
 from semprior_core.io import read_jsonl
 from semprior_core.store.checkpoint import load_checkpoint
 from semprior_core.store.label_history import LabelHistory
+from tests.histories import assert_same_history
 
 COMMON = ["--data.crop=32", "--data.batch_size=4", "--data.val_fraction=0.25", "--model.options={widths: [4, 8, 16]}",
           "--train.epochs=4", "--train.threads=1", "--labels.start_epoch_frac=0.0", "--labels.update_every=1",
@@ -82,7 +83,7 @@ def _state(run):
 def _check_equal(a, b):
     ca, ha, wa = _state(a)
     cb, hb, wb = _state(b)
-    assert json.dumps(ha, sort_keys=True) == json.dumps(hb, sort_keys=True)
+    assert_same_history(ha, hb)
     for name, net in ca["networks"].items():
         for k, v in net.items():
             assert torch.equal(v, cb["networks"][name][k]), f"{name}.{k}"

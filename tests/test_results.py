@@ -5,7 +5,7 @@ import pytest
 from semprior_core.config import load_config
 from semprior_core.engine import train
 from semprior_core.evaluation.evaluate import evaluate_run
-from workbench.results import Entry, build_report, collect, prior_verdict, targets
+from workbench.results import Entry, build_report, collect, prior_verdict, run_minutes, targets
 
 BASE = ["data.crop=32", "data.batch_size=4", "data.val_fraction=0.25", "model.options={widths: [4, 8, 16]}",
         "train.epochs=2", "train.threads=1", "labels.start_epoch_frac=0.0", "labels.update_every=1"]
@@ -47,12 +47,30 @@ def test_report_tables_and_figures(runs, tmp_path):
     assert "| full supervision | student | 2 | 2 | " in text  # 2 seeds, 2 epochs
     assert "| lesps | student | 2 | 2 | " in text and "IoU / full" in text
     chosen = [line.split(" | ")[4] for line in text.splitlines() if line.startswith("| lesps | student")]
+    minutes = [line.split(" | ")[5] for line in text.splitlines() if line.startswith("| lesps | student")]
+    assert float(minutes[0]) > 0  # measured wall time per seed, from the epochs' epoch_s
     assert all(ep in ("1", "2") for ep in chosen[0].split(", ")) and len(chosen[0].split(", ")) == 2
     assert "semprior student vs" in text and "| lesps (student) |" in text  # paired significance rows
     assert "### Targets" in text and "| IoU ≥ LESPS + 5 |" in text
     assert "![examples](figures/tiny/examples.png)" in text
     figs = list((tmp_path / "docs" / "figures").rglob("*.png"))
     assert figs and all(f"figures/tiny/{f.name}" in text for f in figs)
+
+
+class _History:
+    def __init__(self, records):
+        self.records = records
+
+    def history(self):
+        return self.records
+
+
+def test_run_minutes_sums_epoch_seconds_and_refuses_untimed_runs(runs):
+    assert run_minutes(_History([{"epoch_s": 30.0}, {"epoch_s": 90.0}])) == pytest.approx(2.0)
+    assert run_minutes(_History([{"epoch_s": 30.0}, {"epoch": 2}])) is None  # one epoch predates the timing
+    assert run_minutes(_History([])) is None
+    records = collect([runs])["tiny"][0].runs[0].history()
+    assert len(records) == 2 and all(r["epoch_s"] > 0 for r in records)
 
 
 def _entry(method: str, ious: list[float], model: str = "student", spread: float = 0.0) -> Entry:

@@ -17,6 +17,7 @@ from semprior_core.engine import TrainingError, train
 from semprior_core.io import DataError
 from semprior_core.store.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from tests.fixtures_runs import tiny_run  # noqa: F401
+from tests.histories import assert_same_history
 from workbench.cli import main
 
 TINY = ["data.crop=32", "data.batch_size=4", "data.val_fraction=0.25", "model.options={widths: [4, 8, 16]}",
@@ -204,7 +205,7 @@ def test_longer_run_by_resume_equals_the_longer_run_and_is_recorded(tiny_synthet
     whole = train(tiny_cfg(tiny_synthetic, *base, "train.epochs=3"), tmp_path / "a", progress=False)
     train(tiny_cfg(tiny_synthetic, *base, "train.epochs=2"), tmp_path / "b", progress=False)
     resumed = train(tiny_cfg(tiny_synthetic, *base, "train.epochs=3"), tmp_path / "b", resume=True, progress=False)
-    assert json.dumps(resumed, sort_keys=True) == json.dumps(whole, sort_keys=True)
+    assert_same_history(resumed, whole)
     info = json.loads((tmp_path / "b" / "run.json").read_text())
     assert [(r["epoch"], r["changes"]) for r in info["resumes"]] == [(2, {"train.epochs": [2, 3]})]
     assert yaml.safe_load((tmp_path / "b" / "config.yaml").read_text())["train"]["epochs"] == 3

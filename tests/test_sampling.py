@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
@@ -14,6 +12,7 @@ from semprior_core.data.dataset import CropDataset, ImageBank, Normalization, ep
 from semprior_core.data.transforms import apply_points, sample_geometry
 from semprior_core.engine import lr_factor, samples_per_epoch, train
 from semprior_core.method.supervision import Supervision
+from tests.histories import assert_same_history
 
 from .test_engine import _interrupt_after
 
@@ -131,4 +130,4 @@ def test_train_steps_set_the_run_length_and_resume_replays(tiny_synthetic, tmp_p
         with pytest.raises(KeyboardInterrupt):
             train(cfg, tmp_path / "b", progress=False)
     resumed = train(cfg, tmp_path / "b", resume=True, progress=False)
-    assert json.dumps(resumed, sort_keys=True) == json.dumps(full, sort_keys=True)
+    assert_same_history(resumed, full)

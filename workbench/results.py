@@ -111,8 +111,8 @@ def _order(e: Entry) -> tuple:
 
 
 def table(entries: list[Entry]) -> list[str]:
-    lines = ["| method | network | seeds | epochs | chosen at | IoU | nIoU | Pd | Fa ×10⁻⁶ | IoU / full | note |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| method | network | seeds | epochs | chosen at | train min | IoU | nIoU | Pd | Fa ×10⁻⁶ | IoU / full | note |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     full = next((e for e in entries if e.method == "full supervision"), None)
     for e in sorted(entries, key=_order):
         cells = []
@@ -122,7 +122,7 @@ def table(entries: list[Entry]) -> list[str]:
         ratio = "–"
         if full is not None and e is not full:
             ratio = f"{statistics.fmean(e.values('IoU')) / max(statistics.fmean(full.values('IoU')), 1e-9):.2f}"
-        lines.append(f"| {e.method} | {e.model} | {len(e.evals)} | {_epochs(e)} | {_chosen(e)} | " + " | ".join(cells)
+        lines.append(f"| {e.method} | {e.model} | {len(e.evals)} | {_epochs(e)} | {_chosen(e)} | {_train_minutes(e)} | " + " | ".join(cells)
                      + f" | {ratio} | {e.note} |")
     return lines
 
@@ -132,6 +132,20 @@ def _epochs(e: Entry) -> str:
     if e.runs[0].info().get("kind") == "classical":
         return "–"
     return ", ".join(sorted({str(r.config().train.epochs) for r in e.runs}))
+
+
+def run_minutes(run: Run) -> float | None:
+    """Measured wall minutes of a run's epochs, resumed parts included; None for runs that predate the timing."""
+    seconds = [r.get("epoch_s") for r in run.history()]
+    return sum(seconds) / 60 if seconds and None not in seconds else None
+
+
+def _train_minutes(e: Entry) -> str:
+    """Mean wall minutes per seed of the cell's training runs (– when classical or not timed)."""
+    if e.runs[0].info().get("kind") == "classical":
+        return "–"
+    minutes = [run_minutes(r) for r in e.runs]
+    return "–" if None in minutes else f"{statistics.fmean(minutes):.3g}"
 
 
 def _chosen(e: Entry) -> str:
