@@ -72,6 +72,14 @@ def test_protocols_plan_every_run(tmp_path):
     assert {j.variant for j, _ in ablations} == {"full", "vfm-random_vit", "vfm-contrast", "scam-off", "reweight-off",
                                                  "distill-off", "collaborative-off"}
     assert all(b.semprior.distill_weight == 0.1 for _, b in ablations)  # the same tuned winner as `cpu`
+    # v3 trains the U-Net student; cpu-acm (protocol v2, where the tuning ran) differs from it in the student only
+    acm = plan(load_protocol("cpu-acm"), tmp_path / "acm", root)
+    assert {b.model.backbone for _, b in pairs} == {b.model.backbone for _, b in ablations} == {"unet"}
+    assert {b.model.backbone for _, b in acm} == {"acm"} and len(acm) == len(pairs)
+    for (_, u), (_, a) in zip(pairs, acm):
+        assert (u.train.steps, u.data.crop, u.data.batch_size, u.train.loss, u.labels.rule) == \
+            (a.train.steps, a.data.crop, a.data.batch_size, a.train.loss, a.labels.rule)
+    assert {b.model.backbone for _, b in plan(load_protocol("cpu-tune"), tmp_path / "tune", root)} == {"acm"}
 
 
 def test_reproduce_with_two_workers_trains_and_evaluates_every_run(tiny_synthetic, tmp_path):
