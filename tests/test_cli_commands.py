@@ -16,7 +16,7 @@ EXPECTED = {
     "demo": ["--config", "--data", "--method", "--model", "--out", "--quiet", "--resume", "--supervision"],
     "sweep": ["--ablate", "--config", "--data", "--method", "--model", "--out", "--quiet", "--resume", "--seeds",
               "--supervision"],
-    "reproduce": ["--jobs", "--out", "--quiet", "--root", "protocol"],
+    "reproduce": ["--datasets", "--jobs", "--methods", "--out", "--quiet", "--root", "--seeds", "protocol"],
     "cache": ["--config", "--data", "--method", "--model", "--out", "--quiet", "--resume", "--supervision"],
     "classical": ["--config", "--data", "--method", "--out", "--tune"],
     "eval": ["--checkpoint", "--data", "--device", "--json", "--run", "--split", "--which"],
@@ -96,3 +96,8 @@ def test_the_cli_sets_libgomp_spinning_before_torch_loads(given, expected):
     code = "import sys, os, workbench.cli; print(os.environ['GOMP_SPINCOUNT'], 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.split() == [expected, "False"]
+
+
+def test_reproduce_refuses_to_select_runs_of_a_tuning_protocol():
+    with pytest.raises(SystemExit, match="cpu-tune is a tuning protocol"):
+        main(["reproduce", "cpu-tune", "--methods", "lesps"])

@@ -3,8 +3,9 @@ from __future__ import annotations
 import pytest
 
 from semprior_core.config import load_config
+from semprior_core.config.tree import ConfigError
 from workbench import sweep
-from workbench.reproduce import load_protocol, plan
+from workbench.reproduce import load_protocol, plan, select
 
 
 @pytest.mark.parametrize(
@@ -63,7 +64,8 @@ def test_protocols_plan_every_run(tmp_path):
     assert all("NUAA-SIRST" in j.run_dir.parts[-4] or j.run_dir.parts[-4] == "nuaa" for j, _ in pairs)
     seeds = [j.seed for j, _ in pairs]
     assert seeds == sorted(seeds)  # seed-major, so an interrupted protocol covers every method first
-    assert [j.run_dir.parts[-3] for j, _ in pairs[:5]][0] == "semprior"  # the costliest run first within a seed
+    # the costliest runs first within a seed: semprior, then the methods that also evolve labels on whole images
+    assert [j.run_dir.parts[-3] for j, _ in pairs[:5]] == ["semprior", "lesps", "pal", "full", "fixed"]
     assert {j.run_dir.parts[-3] for j, _ in pairs[:5]} == {"full", "fixed", "lesps", "pal", "semprior"}
     by_method = {j.run_dir.parts[-3]: b for j, b in pairs}
     assert by_method["lesps"].labels.update_every == 1 and by_method["semprior"].semprior.distill_weight == 0.1
@@ -80,6 +82,18 @@ def test_protocols_plan_every_run(tmp_path):
         assert (u.train.steps, u.data.crop, u.data.batch_size, u.train.loss, u.labels.rule) == \
             (a.train.steps, a.data.crop, a.data.batch_size, a.train.loss, a.labels.rule)
     assert {b.model.backbone for _, b in plan(load_protocol("cpu-tune"), tmp_path / "tune", root)} == {"acm"}
+
+
+def test_select_keeps_the_named_runs_in_the_protocols_order(tmp_path):
+    cpu = load_protocol("cpu")
+    part = select(cpu, seeds=[2, 1], methods=["pal", "semprior"], datasets=["nudt"])
+    assert part.seeds == [1, 2] and list(part.methods) == ["pal", "semprior"] and list(part.datasets) == ["nudt"]
+    assert part.methods["pal"] == cpu.methods["pal"] and part.overrides == cpu.overrides
+    assert list(select(cpu, methods=["lesps"]).datasets) == ["nuaa", "nudt"] and select(cpu).seeds == [0, 1, 2]
+    with pytest.raises(ConfigError, match="method 'lesp' is not one of"):
+        select(cpu, methods=["lesp"])
+    with pytest.raises(ConfigError, match="seed 7"):
+        select(cpu, seeds=[7])
 
 
 def test_reproduce_with_two_workers_trains_and_evaluates_every_run(tiny_synthetic, tmp_path):

@@ -175,6 +175,9 @@ def _reproduce_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", default=".", help="folder the protocol's relative paths start from")
     p.add_argument("--jobs", type=int, default=1,
                    help="runs trained side by side: one per GPU where there are enough, else sharing the CPU threads")
+    p.add_argument("--seeds", type=int, nargs="+", help="only these of the protocol's seeds")
+    p.add_argument("--methods", nargs="+", help="only these of the protocol's methods")
+    p.add_argument("--datasets", nargs="+", help="only these of the protocol's datasets (its keys, e.g. nuaa)")
     p.add_argument("--quiet", action="store_true")
 
 
@@ -184,6 +187,11 @@ def cmd_reproduce(args, extra) -> int:
     from workbench import reproduce, sweep
 
     protocol = reproduce.load_protocol(args.protocol)
+    if args.seeds or args.methods or args.datasets:
+        if protocol.candidates:  # the winners are chosen among every candidate of a method at once
+            raise SystemExit(f"semprior: {protocol.name} is a tuning protocol; --seeds/--methods/--datasets "
+                             "select runs of a main or ablation protocol")
+        protocol = reproduce.select(protocol, args.seeds, args.methods, args.datasets)
     out = Path(args.out or protocol.out or f"runs/reproduce-{protocol.name}")
     root_dir = Path(args.root).resolve()
     reproduce.run(protocol, out, root_dir, progress=not args.quiet, console=console, jobs=args.jobs,
