@@ -82,6 +82,24 @@ def test_protocols_plan_every_run(tmp_path):
         assert (u.train.steps, u.data.crop, u.data.batch_size, u.train.loss, u.labels.rule) == \
             (a.train.steps, a.data.crop, a.data.batch_size, a.train.loss, a.labels.rule)
     assert {b.model.backbone for _, b in plan(load_protocol("cpu-tune"), tmp_path / "tune", root)} == {"acm"}
+    # the ablations at the defaults share their un-ablated semprior runs with cpu-defaults: the same configs
+    shared = {j.run_dir.parts[-4:]: b for j, b in plan(load_protocol("cpu-defaults"), tmp_path / "d", root)}
+    unablated = [(j, b) for j, b in plan(load_protocol("cpu-ablations-defaults"), tmp_path / "d", root)
+                 if j.variant == "full"]
+    assert len(unablated) == 3 and all(b == shared[j.run_dir.parts[-4:]] for j, b in unablated)
+
+
+def test_overrides_plus_appends_to_the_parents_overrides(tmp_path):
+    assert load_protocol("cpu-acm").overrides == [*load_protocol("cpu").overrides, "model.backbone=acm",
+                                                  "model.options={}", "scam.stages=[0,1,2]"]
+    (tmp_path / "alone.yaml").write_text("base: b.yaml\nseeds: [0]\ndatasets: {}\nmethods: {}\noverrides+: [a=1]\n")
+    with pytest.raises(ConfigError, match="extends none"):
+        load_protocol(str(tmp_path / "alone.yaml"))
+    from workbench.reproduce import PROTOCOL_DIR
+
+    (tmp_path / "both.yaml").write_text(f"extends: {PROTOCOL_DIR / 'cpu.yaml'}\noverrides: [a=1]\noverrides+: [b=2]\n")
+    with pytest.raises(ConfigError, match="not both"):
+        load_protocol(str(tmp_path / "both.yaml"))
 
 
 def test_select_keeps_the_named_runs_in_the_protocols_order(tmp_path):

@@ -8,7 +8,8 @@ resumed, so the command can be re-run after any interruption.
 
 ``extends: <protocol>`` takes every key from another protocol file and replaces those given, so
 that a tuning or ablation protocol cannot drift from the budget of the main one (``datasets`` may
-then be a list of the parent's dataset names, ``methods`` too). A protocol with ``candidates``
+then be a list of the parent's dataset names, ``methods`` too; ``overrides+`` appends to the parent's
+overrides instead of replacing them, e.g. another student on the same budget). A protocol with ``candidates``
 (``{method: {name: overrides}}``) is a tuning protocol: each candidate is one variant, scored on
 validation only, and the winners are written to its ``tuned`` file (:mod:`workbench.tuning`); a
 protocol without candidates that names a ``tuned`` file appends each method's winning overrides.
@@ -68,12 +69,19 @@ def _protocol_dict(path: Path, seen: tuple[Path, ...] = ()) -> dict:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a protocol is a mapping of keys")
-    unknown = set(data) - set(Protocol.__dataclass_fields__) - {"name", "extends"}
+    unknown = set(data) - set(Protocol.__dataclass_fields__) - {"name", "extends", "overrides+"}
     if unknown:
         raise ConfigError(f"{path}: unknown protocol key {sorted(unknown)[0]!r}")
     if "extends" not in data:
+        if "overrides+" in data:
+            raise ConfigError(f"{path}: 'overrides+' appends to the overrides of the protocol it extends; "
+                              "this one extends none (use 'overrides')")
         return data
     parent = _protocol_dict(_protocol_path(data.pop("extends"), path.parent), (*seen, path.resolve()))
+    if "overrides+" in data:
+        if "overrides" in data:
+            raise ConfigError(f"{path}: give 'overrides' (replace the parent's) or 'overrides+' (append), not both")
+        data["overrides"] = [*parent.get("overrides", []), *data.pop("overrides+")]
     for key in ("datasets", "methods"):  # a list names a subset of the parent's entries
         if isinstance(data.get(key), list):
             missing = [k for k in data[key] if k not in parent.get(key, {})]
