@@ -53,6 +53,8 @@ def test_report_tables_and_figures(runs, tmp_path):
     assert "semprior student vs" in text and "| lesps (student) |" in text  # paired significance rows
     assert "### Targets" in text and "| IoU ≥ LESPS + 5 |" in text
     assert "![examples](figures/tiny/examples.png)" in text
+    masks = [line for line in text.splitlines() if line.startswith(("| lesps | 2 |", "| semprior | 2 |"))]
+    assert len(masks) == 2 and "| full supervision | 2 | " not in text.split("### Pseudo-masks")[1].split("###")[0]
     figs = list((tmp_path / "docs" / "figures").rglob("*.png"))
     assert figs and all(f"figures/tiny/{f.name}" in text for f in figs)
 
@@ -135,3 +137,17 @@ def test_report_without_checkpoints_says_so_instead_of_drawing(runs, tmp_path):
     assert "| lesps | student | 2 | 2 | " in text  # the tables still come from the stored evaluations
     with pytest.raises(ValueError, match="no run has a checkpoint with a 'student' network"):
         example_predictions({"lesps": bare / "lesps" / "seed0"}, ["k"])
+
+
+def _row(epoch, iou, area=1.0):
+    return {"epoch": epoch, "mean_iou_vs_gt": iou, "mean_area": area}
+
+
+def test_label_maturity_is_the_first_update_with_ninety_percent_of_the_gain():
+    from workbench.label_quality import maturity
+
+    # gain 0.60 - 0.05 = 0.55; 90 % of it is reached at 0.05 + 0.495 = 0.545: epoch 20 (0.57), not 18 (0.49)
+    m = maturity([_row(0, 0.05), _row(10, 0.07), _row(18, 0.49), _row(20, 0.57), _row(28, 0.60, 26.5)])
+    assert (m.initial_iou, m.final_iou, m.final_area, m.mature_epoch, m.last_epoch) == (0.05, 0.60, 26.5, 20, 28)
+    assert maturity([_row(0, 0.05), _row(4, 0.05)]).mature_epoch is None  # fixed points never improve
+    assert maturity([_row(0, None)]) is None  # no dense masks to compare with

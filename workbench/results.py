@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 from semprior_core.evaluation.significance import PairedResult, paired_bootstrap, pool_seeds  # noqa: E402
 from semprior_core.io import atomic_write_text  # noqa: E402
 from semprior_core.store.runs import Run  # noqa: E402
+from workbench import label_quality  # noqa: E402
 from workbench.inspect.compare import expand_runs, format_mean_std  # noqa: E402
 
 METRICS = ("IoU", "nIoU", "Pd", "Fa")
@@ -376,6 +377,9 @@ def build_report(paths: list[str | Path], out: Path, command: str, with_figures:
         sig = significance(entries)
         if sig:
             lines += ["### Paired significance (bootstrap over test images, seeds pooled per image)", "", *sig, ""]
+        masks = label_quality.section(sorted(entries, key=_order))
+        if masks:
+            lines += ["### Pseudo-masks", "", *masks, ""]
         if with_figures:
             fig_dir = out.parent / "figures" / dataset
             lines += ["### Example predictions", "", *examples(entries, fig_dir, out.parent), ""]
