@@ -151,3 +151,34 @@ def test_label_maturity_is_the_first_update_with_ninety_percent_of_the_gain():
     assert (m.initial_iou, m.final_iou, m.final_area, m.mature_epoch, m.last_epoch) == (0.05, 0.60, 26.5, 20, 28)
     assert maturity([_row(0, 0.05), _row(4, 0.05)]).mature_epoch is None  # fixed points never improve
     assert maturity([_row(0, None)]) is None  # no dense masks to compare with
+
+
+class _SeededRun:
+    def __init__(self, seed: int | None):
+        self.seed = seed
+
+    def info(self):
+        return {"kind": "classical"} if self.seed is None else {}
+
+    def config(self):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(train=SimpleNamespace(seed=self.seed))
+
+
+def _seeded(method: str, ious: list[float], seeds: list[int | None]) -> Entry:
+    e = _entry(method, ious)
+    e.runs = [_SeededRun(s) for s in seeds]
+    return e
+
+
+def test_paired_comparisons_use_the_seeds_both_cells_have():
+    from workbench.results import _paired
+
+    full = _seeded("semprior", [50.0, 40.0], [0, 1])
+    ablation = _seeded("semprior [scam=off]", [30.0], [0])
+    # seed 0 only: 50 − 30 = +20 (pooling both seeds of the full method would give 45 − 30 = +15)
+    assert _paired(full, ablation).diff == pytest.approx(0.20)
+    assert _paired(full, _seeded("semprior [scam=off]", [30.0], [2])) is None  # no seed in common
+    tophat = _seeded("tophat (classical)", [42.0], [None])  # no training seed: every seed of the other cell
+    assert _paired(full, tophat).diff == pytest.approx(0.03)

@@ -64,6 +64,15 @@ class Entry:
     def image_keys(self) -> list[str]:
         return [p["key"] for p in self.evals[0]["per_image"]]
 
+    def seeds(self) -> list[int | None]:
+        """Training seed of each run (None for a classical method, which has no training seed)."""
+        return [None if r.info().get("kind") == "classical" else r.config().train.seed for r in self.runs]
+
+    def with_seeds(self, keep: set[int]) -> Entry:
+        """The cell restricted to the runs of the given training seeds."""
+        rows = [(r, ev) for r, ev, s in zip(self.runs, self.evals, self.seeds()) if s in keep]
+        return Entry(self.dataset, self.method, self.model, self.note, [r for r, _ in rows], [ev for _, ev in rows])
+
 
 def describe(run: Run) -> tuple[str, str, str]:
     """(dataset, method label, note) of a run, from its config."""
@@ -158,9 +167,16 @@ def _chosen(e: Entry) -> str:
 
 
 def _paired(a: Entry, b: Entry, seed: int = 0) -> PairedResult | None:
-    """Paired bootstrap of a − b over test images (seeds pooled per image); None when they differ in images."""
+    """Paired bootstrap of a − b over test images (seeds pooled per image); None when they differ in images.
+    Two trained cells are compared on the seeds both have, so that a cell with fewer seeds so far (an
+    ablation of seed 0 only) meets the same training seeds, not a mix of them."""
     if a.image_keys() != b.image_keys():
         return None
+    sa, sb = set(a.seeds()), set(b.seeds())
+    if None not in sa | sb and sa != sb:
+        if not sa & sb:
+            return None
+        a, b = a.with_seeds(sa & sb), b.with_seeds(sa & sb)
     ia, ua = a.per_image()
     ib, ub = b.per_image()
     return paired_bootstrap(ia, ua, ib, ub, n_resamples=5000, seed=seed)
