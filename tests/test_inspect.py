@@ -139,6 +139,10 @@ def test_compare_labels_a_single_group_and_formats_mean_std(tmp_path):
     assert wi.format_mean_std(72.104, 1.3) == "72.10 ± 1.30"
     assert wi.format_mean_std(72.1, None) == "72.10"
     assert wi.format_mean_std(None, None) == "–"
+    from workbench.inspect.compare import format_values
+
+    # mean 2, sample std sqrt(((1-2)² + (3-2)²) / 1) = 1.414…
+    assert format_values([1.0, 3.0]) == "2.00 ± 1.41" and format_values([2.5], 1) == "2.5" and format_values([]) == "–"
     assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": {}}) == {"a.b": "1", "a.c": "[1, 2]", "d": "{}"}
 
 

@@ -12,7 +12,6 @@ Directions and runs still without a cross-dataset evaluation are listed, with th
 from __future__ import annotations
 
 import os
-import statistics
 from collections import defaultdict
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from scipy import stats  # noqa: E402
 
 from semprior_core.evaluation.cross_eval import cross_evaluations  # noqa: E402
 from semprior_core.evaluation.detection_curves import DEFAULT_MAX_FA, CurveCounts, sum_counts, value_at_pd  # noqa: E402
-from workbench.inspect.compare import expand_runs, format_mean_std  # noqa: E402
+from workbench.inspect.compare import expand_runs, format_values  # noqa: E402
 from workbench.results import Entry, _order, collect, describe, significance, table  # noqa: E402
 
 RUN_THRESHOLD = 0.5  # the threshold ``semprior eval`` scores at; "equal Pd" is read off the curves from there
@@ -58,10 +57,7 @@ def pooled_curve(e: Entry, which: str = "all") -> CurveCounts:
 
 
 def _mean_std(values: list[float | None], digits: int = 2) -> str:
-    vals = [v for v in values if v is not None and np.isfinite(v)]
-    if not vals:
-        return "–"
-    return format_mean_std(statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else None, digits)
+    return format_values([v for v in values if v is not None and np.isfinite(v)], digits)
 
 
 def _pooled_bins(e: Entry, kind: str) -> list[str]:

@@ -8,17 +8,16 @@ only near the end of the budget, leaving few steps to learn from them.
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass
 
-from workbench.inspect.compare import format_mean_std
+from workbench.inspect.compare import format_values
 
 MATURE_FRACTION = 0.9  # "mature": the first update with 90 % of the run's gain in pseudo-mask IoU
 
 
 @dataclass(frozen=True)
 class Maturity:
-    """One run's label trajectory in three numbers (IoU vs the dense masks, a diagnostic)."""
+    """One run's label trajectory: first and last IoU vs the dense masks (a diagnostic), last area, maturity."""
 
     initial_iou: float
     final_iou: float
@@ -41,24 +40,19 @@ def maturity(rows: list[dict]) -> Maturity | None:
     return Maturity(first["mean_iou_vs_gt"], last["mean_iou_vs_gt"], last["mean_area"], mature, last["epoch"])
 
 
-def _mean_std(values: list[float], scale: float = 1.0) -> str:
-    values = [v * scale for v in values]
-    return format_mean_std(statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None)
-
-
 def section(entries) -> list[str]:
     """Markdown table: one row per point-supervised method (its student cells' runs), mean ± std over seeds."""
     lines = []
     for e in entries:
-        if e.model != "student" or e.runs[0].info().get("kind") == "classical":
+        if e.model != "student" or e.method == "full supervision" or e.runs[0].info().get("kind") == "classical":
             continue
         found = [m for m in (maturity(r.labels().table()) for r in e.runs) if m is not None]
-        if not found or e.method == "full supervision":
+        if not found:
             continue
         epochs = ", ".join("–" if m.mature_epoch is None else f"{m.mature_epoch}/{m.last_epoch}" for m in found)
-        lines.append(f"| {e.method} | {len(found)} | {_mean_std([m.initial_iou for m in found], 100)} | "
-                     f"{_mean_std([m.final_iou for m in found], 100)} | {_mean_std([m.final_area for m in found])} | "
-                     f"{epochs} |")
+        lines.append(f"| {e.method} | {len(found)} | {format_values([100 * m.initial_iou for m in found])} | "
+                     f"{format_values([100 * m.final_iou for m in found])} | "
+                     f"{format_values([m.final_area for m in found])} | {epochs} |")
     if not lines:
         return []
     return ["Training-split pseudo-masks of each point-supervised run: mean IoU against the dense masks "

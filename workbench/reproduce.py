@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from semprior_core.config import load_config
+from semprior_core.config import evolves_labels, load_config
 from semprior_core.config.tree import ConfigError
 from semprior_core.io import DataError, read_text
 from semprior_core.store.run_dir import RunDir
@@ -109,6 +109,10 @@ def select(protocol: Protocol, seeds: list[int] | None = None, methods: list[str
            datasets: list[str] | None = None) -> Protocol:
     """The part of ``protocol`` with only the given seeds, methods and datasets (None keeps all), in the
     protocol's own order, so that a sitting can run the runs a claim needs first into the same folder."""
+    if protocol.candidates:  # the winners are chosen among every candidate of a method at once
+        raise ConfigError(f"protocol {protocol.name} is a tuning protocol; seeds, methods and datasets are "
+                          "selected from a main or ablation protocol")
+
     def keep(kind: str, names, known):
         if names is None:
             return list(known)
@@ -123,8 +127,7 @@ def select(protocol: Protocol, seeds: list[int] | None = None, methods: list[str
         protocol, seeds=keep("seed", seeds, protocol.seeds),
         methods={k: protocol.methods[k] for k in kept_methods},
         datasets={k: protocol.datasets[k] for k in kept_datasets},
-        ablations={k: v for k, v in protocol.ablations.items() if k in kept_datasets},
-        candidates={k: v for k, v in protocol.candidates.items() if k in kept_methods})
+        ablations={k: v for k, v in protocol.ablations.items() if k in kept_datasets})
 
 
 def tuned_overrides(protocol: Protocol, root_dir: Path) -> dict[str, list[str]]:
@@ -189,8 +192,7 @@ def run_cost(cfg) -> float:
     """Rough relative training cost of a run, for ordering only."""
     steps = cfg.train.steps or cfg.train.epochs
     cost = steps * (SEMPRIOR_STEP_COST if cfg.method.name == "semprior" else 1.0)
-    evolving = cfg.method.supervision == "points" and cfg.labels.rule != "fixed"
-    return cost * (EVOLVING_LABELS_COST if evolving else 1.0)
+    return cost * (EVOLVING_LABELS_COST if evolves_labels(cfg) else 1.0)
 
 
 def run_classical_baselines(protocol: Protocol, out: Path, root_dir: Path, console=None) -> list[Path]:

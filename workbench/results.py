@@ -35,7 +35,7 @@ from semprior_core.evaluation.significance import PairedResult, paired_bootstrap
 from semprior_core.io import atomic_write_text  # noqa: E402
 from semprior_core.store.runs import Run  # noqa: E402
 from workbench import label_quality  # noqa: E402
-from workbench.inspect.compare import expand_runs, format_mean_std  # noqa: E402
+from workbench.inspect.compare import expand_runs, format_values  # noqa: E402
 
 METRICS = ("IoU", "nIoU", "Pd", "Fa")
 ABLATION_FIELDS = {"vfm": "vfm.name", "scam": "scam.enabled", "reweight": "semprior.reweight",
@@ -125,10 +125,7 @@ def table(entries: list[Entry]) -> list[str]:
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     full = next((e for e in entries if e.method == "full supervision"), None)
     for e in sorted(entries, key=_order):
-        cells = []
-        for m in METRICS:
-            v = e.values(m)
-            cells.append(format_mean_std(statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else None))
+        cells = [format_values(e.values(m)) for m in METRICS]
         ratio = "–"
         if full is not None and e is not full:
             ratio = f"{statistics.fmean(e.values('IoU')) / max(statistics.fmean(full.values('IoU')), 1e-9):.2f}"

@@ -182,6 +182,11 @@ def supervision_name(cfg: RunConfig) -> str:
     return "full" if cfg.method.supervision == "full" else cfg.labels.rule
 
 
+def evolves_labels(cfg: RunConfig) -> bool:
+    """Point labels that a rule updates during training (not dense masks, not fixed points)."""
+    return cfg.method.supervision == "points" and cfg.labels.rule != "fixed"
+
+
 def steps_per_epoch(cfg: RunConfig) -> int:
     """Optimizer steps per epoch that ``train.steps`` sets (rounded up); 0 = set by the data instead."""
     return -(-cfg.train.steps // cfg.train.epochs) if cfg.train.steps else 0
@@ -232,7 +237,7 @@ def budget_dependence(cfg: RunConfig) -> list[str]:
     why = []
     if cfg.train.schedule != "constant":  # cosine span and step milestones are fractions of the epochs
         why.append(f"train.schedule={cfg.train.schedule}")
-    if cfg.method.supervision == "points" and cfg.labels.rule != "fixed":
+    if evolves_labels(cfg):
         # label-update start, PAL phases and the skipped update at the last epoch are set by the budget
         why.append(f"labels.rule={cfg.labels.rule}")
     return why

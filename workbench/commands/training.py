@@ -188,9 +188,6 @@ def cmd_reproduce(args, extra) -> int:
 
     protocol = reproduce.load_protocol(args.protocol)
     if args.seeds or args.methods or args.datasets:
-        if protocol.candidates:  # the winners are chosen among every candidate of a method at once
-            raise SystemExit(f"semprior: {protocol.name} is a tuning protocol; --seeds/--methods/--datasets "
-                             "select runs of a main or ablation protocol")
         protocol = reproduce.select(protocol, args.seeds, args.methods, args.datasets)
     out = Path(args.out or protocol.out or f"runs/reproduce-{protocol.name}")
     root_dir = Path(args.root).resolve()

@@ -123,3 +123,10 @@ def format_mean_std(mean: float | None, std: float | None, digits: int = 2) -> s
     if mean is None:
         return "–"
     return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def format_values(values: list[float], digits: int = 2) -> str:
+    """Mean ± sample std of ``values`` as :func:`format_mean_std` writes it ("–" for none)."""
+    if not values:
+        return "–"
+    return format_mean_std(statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None, digits)
