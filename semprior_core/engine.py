@@ -41,7 +41,7 @@ from .evaluation.selection import point_scores
 from .io import DataError, atomic_write_bytes, read_jsonl, read_text
 from .method import create_method
 from .method.base import Context, Method
-from .method.supervision import Supervision
+from .method.supervision import Predict, Supervision
 from .run_policy import selection_for
 from .runtime import distributed as dist
 from .runtime.device import autocast, epoch_seed, make_scaler, resolve_device, seed_everything
@@ -425,17 +425,20 @@ class Trainer:
         return {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], "steps": n, "total_steps": total} | means
 
     # -- prediction and validation ---------------------------------------------------------
-    def predict(self, which: str, bank: ImageBank, indices: list[int] | None = None, features=None) -> list[np.ndarray]:
-        """Whole-image probabilities of network ``which`` for ``indices`` of ``bank``."""
+    def predict(self, which: str, bank: ImageBank, indices: list[int] | None = None, features=None,
+                windows=None) -> list[np.ndarray]:
+        """Whole-image probabilities of network ``which`` for ``indices`` of ``bank`` (``windows``: as
+        :func:`~semprior_core.runtime.inference.predict_probs`)."""
         return self.method.networks().predict(
-            which, bank, self.norm, device=self.device, amp=self.cfg.train.amp, indices=indices, features=features
+            which, bank, self.norm, device=self.device, amp=self.cfg.train.amp, indices=indices, features=features,
+            windows=windows,
         )
 
-    def _label_predictor(self, bank: ImageBank, features):
-        """indices -> the probabilities the method's label update uses (one or several networks)."""
+    def _label_predictor(self, bank: ImageBank, features) -> Predict:
+        """(indices, windows) -> the probabilities the method's label update uses (one or several networks)."""
 
-        def predict(indices: list[int]) -> list[np.ndarray]:
-            probs = {w: self.predict(w, bank, indices, features) for w in self.method.label_models()}
+        def predict(indices: list[int], windows=None) -> list[np.ndarray]:
+            probs = {w: self.predict(w, bank, indices, features, windows) for w in self.method.label_models()}
             return self.method.combine_label_probs(probs)
 
         return predict

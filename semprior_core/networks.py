@@ -28,6 +28,7 @@ from .scam import Teacher
 
 if TYPE_CHECKING:
     from .data.dataset import FeatureSource, ImageBank, Normalization
+    from .data.transforms import Geometry
     from .models.base import SegBackbone
 
 FEATURE_STRIDE = 8  # pixels per VFM feature cell once resampled to a crop or a whole image
@@ -149,14 +150,15 @@ class Networks(Mapping[str, nn.Module]):
     def predict(
         self, which: str, bank: ImageBank, norm: Normalization, *, device: torch.device, amp: bool = False,
         indices: list[int] | None = None, features: FeatureSource | None = None, scam: bool = True,
+        windows: Mapping[int, Geometry] | None = None,
     ) -> list[np.ndarray]:
         """Whole-image probabilities of network ``which`` for ``indices`` of ``bank`` (default: all of them).
 
         ``features``: the bank's VFM feature source; only a network that :meth:`takes_features` gets them, so
-        a student's pass does not resample maps it never reads.
+        a student's pass does not resample maps it never reads. ``windows``: as :func:`predict_probs`.
         """
         return predict_probs(
             lambda batch: self.logits(which, batch, scam=scam), self[which], bank, norm, divisor=self.size_divisor,
             device=device, amp=amp, indices=indices, features=features if self.takes_features(which) else None,
-            feature_stride=self.feature_stride,
+            feature_stride=self.feature_stride, windows=windows,
         )

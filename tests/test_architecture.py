@@ -58,3 +58,24 @@ def test_the_checker_sees_relative_and_lazy_imports(tmp_path):
     probe.write_text("def f():\n    from ..engine import train\n    import torch\n")
     found = reaches(imports(probe, package="semprior_core.labels"), IMPURE)
     assert found == ["semprior_core.engine", "semprior_core.engine.train", "torch"]
+
+
+def test_every_core_module_can_be_imported_first():
+    """No import cycle depends on which module a user imports first (``semprior_core.labels`` once failed)."""
+    import subprocess
+    import sys
+
+    modules = [".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+               for p in sorted(CORE.rglob("*.py"))]
+    script = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    for loaded in [m for m in sys.modules if m.split('.')[0] == 'semprior_core']:\n"
+        "        del sys.modules[loaded]\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except ImportError as exc:\n"
+        "        print(name, exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout == ""

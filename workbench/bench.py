@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import resource
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,7 +97,8 @@ def bench_tables(
     device: torch.device, *, backbones: list[str] | None = None, size: int = 256, batch: int = 8, steps: int = 5,
     teacher: str | None = None, methods: str | None = None, method_backbones: list[str] | None = None,
     metrics_data: str | None = None, deploy: bool = False, checkpoint: str | None = None, run: str | None = None,
-    cache: str | None = None, dashboard: str | None = None,
+    cache: str | None = None, dashboard: str | None = None, label_windows: str | None = None,
+    margins: Sequence[int] = (40, 64),
 ) -> Iterator[Table]:
     """The tables ``semprior bench`` measures, each yielded as soon as it is measured.
 
@@ -107,8 +108,9 @@ def bench_tables(
     on that dataset's test split; with ``deploy`` the deployed student's latency (``checkpoint``'s, default an
     untrained first backbone) and, with ``run``, the int8 metric change on that run's test split; with ``cache``
     (a VFM) building its feature cache, old path vs new, and its encoder per engine (torch, onnxruntime,
-    bfloat16); with ``dashboard`` (a folder of runs) the dashboard's
-    first render with 20 of them.
+    bfloat16); with ``dashboard`` (a folder of runs) the dashboard's first render with 20 of them; with
+    ``label_windows`` (a label-evolving run) a label update's predictions, whole images vs the points' windows
+    grown by each of ``margins``.
     """
     torch.manual_seed(0)
     names = backbones or list_backbones()
@@ -149,6 +151,12 @@ def bench_tables(
     if dashboard:
         yield Table(f"dashboard first render, 20 runs copied from {dashboard} (fresh process each)",
                     [bench_dashboard(dashboard)])
+    if label_windows:
+        from workbench.label_window_bench import bench_label_windows
+
+        yield Table(f"label-update predictions of {label_windows} (last.pt, its last labels, training split): whole "
+                    "images vs the points' bounding box grown by a margin (labels.predict_margin); labels after one "
+                    "update of the run's rule from each", bench_label_windows(label_windows, margins))
     if deploy:
         from workbench.deploy_bench import deploy_tables
 

@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .catalog import SampleRef
-from .transforms import Geometry, apply_array, apply_features, padded_geometry, sample_geometry
+from .transforms import Geometry, apply_array, apply_features, fit_to_divisor, padded_geometry, sample_geometry
 
 FeatureSource = Callable[[int], list[torch.Tensor]]  # index -> full-image VFM feature maps (C, h, w)
 
@@ -163,7 +163,7 @@ def epoch_plan(active: Sequence[int], samples: int, rng: np.random.Generator) ->
 
 
 class FullImageDataset(Dataset):
-    """Whole images padded to the network's size divisor (batch size 1: sizes differ)."""
+    """Whole images padded to the network's size divisor (batch size 1: sizes differ), or windows of them."""
 
     def __init__(
         self,
@@ -181,10 +181,16 @@ class FullImageDataset(Dataset):
         return len(self.bank)
 
     def __getitem__(self, index: int) -> dict:
+        return self.item(index)
+
+    def item(self, index: int, window: Geometry | None = None) -> dict:
+        """Image ``index`` padded whole, or only ``window`` of it, fitted to the divisor (``item["window"]``)."""
         image = self.bank.image(index)
-        g = padded_geometry(image.shape, self.divisor)
+        g = padded_geometry(image.shape, self.divisor) if window is None else fit_to_divisor(
+            window, image.shape, self.divisor)
         item = _item(image, self.norm, g, index)
         item["shape"] = image.shape
+        item["window"] = g
         if self.features is not None:
             item["feats"] = [apply_features(f.float(), g, image.shape, self.feature_stride) for f in self.features(index)]
         return item

@@ -78,6 +78,31 @@ def padded_geometry(image_hw: tuple[int, int], divisor: int) -> Geometry:
     return Geometry(0, 0, math.ceil(h / divisor) * divisor, math.ceil(w / divisor) * divisor)
 
 
+def points_window(image_hw: tuple[int, int], points: np.ndarray, margin: int) -> Geometry | None:
+    """The (y, x) points' bounding box grown by ``margin`` pixels per side and clipped to the image; None when
+    there are no points or the box is the whole image."""
+    pts = np.asarray(points, dtype=np.int64).reshape(-1, 2)
+    if not len(pts):
+        return None
+    h, w = image_hw
+    top, left = max(int(pts[:, 0].min()) - margin, 0), max(int(pts[:, 1].min()) - margin, 0)
+    bottom, right = min(int(pts[:, 0].max()) + margin + 1, h), min(int(pts[:, 1].max()) + margin + 1, w)
+    if (top, left, bottom, right) == (0, 0, h, w):
+        return None
+    return Geometry(top, left, bottom - top, right - left)
+
+
+def fit_to_divisor(g: Geometry, image_hw: tuple[int, int], divisor: int) -> Geometry:
+    """``g`` (inside the image) with height and width rounded up to a multiple of ``divisor``; it moves up or
+    left to stay inside the image where it can, and pads past the bottom/right edge where it cannot, as
+    :func:`padded_geometry` pads a whole image."""
+    h, w = image_hw
+    gh, gw = math.ceil(g.height / divisor) * divisor, math.ceil(g.width / divisor) * divisor
+    top = max(min(g.top, h - gh), 0)
+    left = max(min(g.left, w - gw), 0)
+    return Geometry(top, left, gh, gw)
+
+
 def _orient(arr, g: Geometry, flip):
     """Apply transpose then flips on the last two axes (numpy or torch, through ``flip``)."""
     if g.transpose:

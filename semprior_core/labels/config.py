@@ -155,6 +155,13 @@ class LabelConfig:
     below Tloss = 10, measured with its focal loss summed over pixels and divided by the number of positive
     pixels; that number means nothing for a per-pixel mean loss, so the default here is ``start="epoch"``
     with LESPS's older Tepoch = 40 of 400 epochs (0.1).
+
+    ``predict_margin``: 0 (LESPS, PAL) predicts whole training images for a label update. A positive margin
+    predicts only the annotated points' bounding box grown by that many pixels per side (probability 0
+    elsewhere), which is all the evolution rules read: their candidate windows sit on label regions that
+    grow from the points. It must cover a candidate window (``lesps.window`` and ``pal.window``); 64 gives a
+    point the context of a 128² point-centred training crop. PAL's promotion of set-aside images counts
+    false alarms over the whole image, so it always predicts whole images.
     """
 
     rule: Rule = "lesps"
@@ -164,6 +171,7 @@ class LabelConfig:
     start_loss: float = 10.0
     start_epoch_frac: float = 0.1
     update_every: int = 5
+    predict_margin: int = 0
     lesps: LespsConfig = field(default_factory=LespsConfig)
     pal: PalConfig = field(default_factory=PalConfig)
     guard: GuardConfig = field(default_factory=GuardConfig)
@@ -174,7 +182,12 @@ class LabelConfig:
             "start_loss": (self.start_loss > 0.0, "must be > 0"),
             "start_epoch_frac": (0.0 <= self.start_epoch_frac < 1.0, "must be in [0, 1)"),
             "update_every": (self.update_every >= 1, "must be >= 1"),
+            "predict_margin": (self.predict_margin == 0 or self.predict_margin >= self._largest_window(),
+                               f"must be 0 (whole images) or >= the candidate window ({self._largest_window()} px)"),
             "lesps": (isinstance(self.lesps, LespsConfig), "must be a LespsConfig"),
             "pal": (isinstance(self.pal, PalConfig), "must be a PalConfig"),
             "guard": (isinstance(self.guard, GuardConfig), "must be a GuardConfig"),
         })  # fmt: skip
+
+    def _largest_window(self) -> int:
+        return max(getattr(self.lesps, "window", 0), getattr(self.pal, "window", 0))

@@ -11,9 +11,9 @@ pseudo-masks vs GT).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -21,13 +21,18 @@ import torch
 from ..config import RunConfig
 from ..data.dataset import ImageBank
 from ..data.points import PointSet
+from ..data.transforms import Geometry, points_window
 from ..evaluation.metrics import components
 from ..labels import check_update, mask_stats
 from ..runtime import distributed as dist
 from ..store.label_history import truncate_after, write_update
 from .label_rules import LABEL_RULES
 
-Predict = Callable[[list[int]], list[np.ndarray]]  # indices -> whole-image probabilities
+
+class Predict(Protocol):
+    """Image indices -> their whole-image probabilities; ``windows`` limits images to a part (0 elsewhere)."""
+
+    def __call__(self, indices: list[int], windows: Mapping[int, Geometry] | None = None) -> list[np.ndarray]: ...
 
 
 class Supervision:
@@ -121,7 +126,7 @@ class Supervision:
     def _update(self, nxt: int, epochs: int, predict: Predict) -> Counter:
         events: Counter = Counter()
         pool = self.active()
-        probs = dict(zip(pool, predict(pool)))
+        probs = dict(zip(pool, predict(pool, self._windows(pool))))
         for i, prob in probs.items():
             new = self._label_rule.evolve(self.labels[i], prob, self.points[i], self.cfg)
             res = check_update(self.labels[i], new, self.points[i], self.cfg.guard)
@@ -136,6 +141,13 @@ class Supervision:
                     self.labels[i], self.pool[i] = label, True
                     events["promoted"] += 1
         return events
+
+    def _windows(self, indices: list[int]) -> dict[int, Geometry] | None:
+        """The parts of images an update predicts when ``labels.predict_margin`` > 0 (else whole images)."""
+        if not self.cfg.predict_margin:
+            return None
+        windows = {i: points_window(self.bank.shape(i), self.points[i], self.cfg.predict_margin) for i in indices}
+        return {i: g for i, g in windows.items() if g is not None}
 
     def _record(self, epoch: int, events: Counter) -> None:
         if self.history_dir is None or self.full:

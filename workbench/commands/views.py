@@ -102,6 +102,10 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", help="with --deploy: also the IoU/Pd/Fa change int8 causes on this run's test split")
     p.add_argument("--cache", metavar="VFM", help="also time building the VFM feature cache (old vs new path) and its encoder per engine")
     p.add_argument("--dashboard", metavar="RUNS", help="also time the dashboard's first render with 20 runs copied from RUNS")
+    p.add_argument("--label-windows", metavar="RUN",
+                   help="also time this label-evolving run's label-update predictions, whole images vs windows "
+                        "around the points (labels.predict_margin), and how the updated labels differ")
+    p.add_argument("--margins", type=int, nargs="+", default=[40, 64], help="with --label-windows: margins in px")
     p.add_argument("--out", help="also write the tables as markdown to this file")
 
 
@@ -116,6 +120,7 @@ def cmd_bench(args, extra) -> int:
         device, backbones=args.backbones, size=args.size, batch=args.batch, steps=args.steps, teacher=args.teacher,
         methods=args.methods, method_backbones=args.method_backbones, metrics_data=args.metrics_data,
         deploy=args.deploy, checkpoint=args.checkpoint, run=args.run, cache=args.cache, dashboard=args.dashboard,
+        label_windows=args.label_windows, margins=args.margins,
     ):
         print_table(console, table)  # as each is measured: a full bench takes minutes
         tables.append(table)
