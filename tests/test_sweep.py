@@ -82,6 +82,14 @@ def test_protocols_plan_every_run(tmp_path):
         assert (u.train.steps, u.data.crop, u.data.batch_size, u.train.loss, u.labels.rule) == \
             (a.train.steps, a.data.crop, a.data.batch_size, a.train.loss, a.labels.rule)
     assert {b.model.backbone for _, b in plan(load_protocol("cpu-tune"), tmp_path / "tune", root)} == {"acm"}
+    # v4's tuning round: the U-Net, label updates around the points, 8 candidates per method, its own report
+    v4_tune = load_protocol("cpu-v4-tune")
+    assert v4_tune.tuning_doc == "docs/tuning-v4.md" and load_protocol("cpu-tune").tuning_doc == "docs/tuning.md"
+    tune_runs = plan(v4_tune, tmp_path / "v4-tune", root)
+    assert len(tune_runs) == 24 and {b.model.backbone for _, b in tune_runs} == {"unet"}
+    assert {b.labels.predict_margin for _, b in tune_runs} == {40} and not any(j.test for j, _ in tune_runs)
+    with pytest.raises(ConfigError, match="cpu-v4-tune"):  # v4 refuses to run before its tuning round
+        plan(load_protocol("cpu-v4"), tmp_path / "v4", root)
     # the ablations at the defaults share their un-ablated semprior runs with cpu-defaults: the same configs
     shared = {j.run_dir.parts[-4:]: b for j, b in plan(load_protocol("cpu-defaults"), tmp_path / "d", root)}
     unablated = [(j, b) for j, b in plan(load_protocol("cpu-ablations-defaults"), tmp_path / "d", root)

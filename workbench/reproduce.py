@@ -47,6 +47,7 @@ class Protocol:
     out: str = ""  # default output folder; "" = runs/reproduce-<name>
     candidates: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     tuned: str = ""  # winners file: written by a tuning protocol, read by the others
+    tuning_doc: str = "docs/tuning.md"  # a tuning protocol's report of every candidate's validation score
 
 
 def _protocol_path(name_or_path: str | Path, relative_to: Path = PROTOCOL_DIR) -> Path:

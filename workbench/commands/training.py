@@ -198,8 +198,8 @@ def cmd_reproduce(args, extra) -> int:
 
         rows = tuning.candidates(protocol, out, root_dir)
         command = f"semprior reproduce {args.protocol}" + (f" --out {args.out}" if args.out else "")
-        tuning.write_tuning(protocol, rows, root_dir, root_dir / "docs" / "tuning.md", command)
-        console.print((root_dir / "docs" / "tuning.md").read_text(), highlight=False)
+        tuning.write_tuning(protocol, rows, root_dir, root_dir / protocol.tuning_doc, command)
+        console.print((root_dir / protocol.tuning_doc).read_text(), highlight=False)
         return 0
     md, _ = sweep.write_summary(sweep.summary_rows([out]), out)
     console.print(md.read_text())
