@@ -112,7 +112,7 @@ def test_prior_verdict_says_plainly_when_the_prior_is_not_load_bearing():
     higher = _entry("semprior [scam=off]", [43.0, 43.0], spread=10.0)
     text = prior_verdict([full, noisy, higher], "NUAA-SIRST")[0]
     assert text.startswith("**The semantic prior is not load-bearing on NUAA-SIRST at this budget**")
-    assert ("[scam=off]: paired full − ablation = -3.00 IoU, 95 % CI [-3.00, -3.00], seed means -3.00 against a "
+    assert ("[scam=off]: paired full − ablation = -3.00 IoU, 95 % CI [-3.00, -3.00], -3.00 IoU over seed means against a "
             "seed std of up to 0.00 (higher without it)") in text
     assert "[vfm=random_vit]: paired full − ablation = +2.00 IoU" in text and "(no different)" in text
     lower = [_entry("semprior [scam=off]", [35.0, 35.0], spread=10.0), _entry("semprior [vfm=random_vit]", [30.0, 30.0])]
@@ -195,3 +195,19 @@ def test_paired_comparisons_use_the_seeds_both_cells_have():
     assert _paired(full, _seeded("semprior [scam=off]", [30.0], [2])) is None  # no seed in common
     tophat = _seeded("tophat (classical)", [42.0], [None])  # no training seed: every seed of the other cell
     assert _paired(full, tophat).diff == pytest.approx(0.03)
+
+
+def test_ablation_gaps_and_the_prior_verdict_compare_seed_means_on_common_seeds():
+    # NUDT-SIRST's shape: the full method's seeds spread widely (30 … 50), ablations have seed 0 only
+    full = _seeded("semprior", [50.0, 46.0, 30.0], [0, 1, 2])
+    scam_off = _seeded("semprior [scam=off]", [34.0], [0])
+    random_vit = _seeded("semprior [vfm=random_vit]", [52.0], [0])
+    text = "\n".join(targets([full, scam_off, random_vit]))
+    # seed 0: 50 − 34 = +16 (all seeds pooled would say 42 − 34 = +8)
+    assert "full − ablation = +16.00 IoU over seed means of seed 0; paired +16.00" in text
+    assert "full − ablation = -2.00 IoU over seed means of seed 0" in text
+    verdict = prior_verdict([full, scam_off, random_vit], "d")[0]
+    # +16 exceeds the full method's spread over its three seeds (10.6): SCAM is load-bearing on its own
+    assert "[scam=off]: paired full − ablation = +16.00 IoU" in verdict and "+16.00 IoU over seed means of seed 0 " \
+        "against a seed std of up to 10.58 (lower without it)" in verdict
+    assert verdict.startswith("**The semantic prior is not load-bearing on d at this budget**: SCAM helps")
