@@ -62,7 +62,7 @@ def bench_label_windows(run_dir: str | Path, margins: Sequence[int] = (40, 64), 
         return probs, time.perf_counter() - start
 
     gt = [bank.mask(i) > 0.5 for i in order] if bank.has_masks() else None
-    windows = {m: {i: g for i in order if (g := points_window(bank.shape(i), handle.points("train", i), m))}
+    windows = {m: {i: g for i, pts in zip(order, points) if (g := points_window(bank.shape(i), pts, m))}
                for m in margins}
     rows = []
     for which in run.networks:

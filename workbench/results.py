@@ -261,15 +261,22 @@ def targets(entries: list[Entry]) -> list[str]:
     return ["| target (semprior student unless named) | status | measured |", "|---|---|---|", *rows]
 
 
-def _common_gap(a: Entry, b: Entry) -> str:
-    """"<a − b> IoU over seed means" on the seeds both have, naming them when those are fewer than a's."""
+def _seed_gap(a: Entry, b: Entry) -> tuple[float, str] | None:
+    """a − b of seed means on the seeds both have, and " of seed(s) …" naming them when those are fewer than
+    a's ("" otherwise); None when they share no seed."""
     common = _on_common_seeds(a, b)
     if common is None:
-        return "– (no common seed)"
+        return None
     ca, cb = common
     seeds = "" if len(ca.evals) == len(a.evals) else \
         f" of seed{'s' if len(ca.evals) > 1 else ''} {', '.join(str(s) for s in ca.seeds())}"
-    return f"{_mean(ca) - _mean(cb):+.2f} IoU over seed means{seeds}"
+    return _mean(ca) - _mean(cb), seeds
+
+
+def _common_gap(a: Entry, b: Entry) -> str:
+    """"<a − b> IoU over seed means" on the seeds both have (:func:`_seed_gap`)."""
+    found = _seed_gap(a, b)
+    return "– (no common seed)" if found is None else f"{found[0]:+.2f} IoU over seed means{found[1]}"
 
 
 PRIOR_ABLATIONS = ("semprior [scam=off]", "semprior [vfm=random_vit]")
@@ -286,13 +293,10 @@ def prior_verdict(entries: list[Entry], dataset: str) -> list[str]:
     if not pairs:
         return []
 
-    def gap(e: Entry) -> float:  # seed means on the seeds both cells have (pairs share at least one)
-        a, b = _on_common_seeds(sp, e)
-        return _mean(a) - _mean(b)
-
     def lower_without(e: Entry, r: PairedResult) -> bool:
-        # the spread is the full method's over all its seeds: one seed of an ablation cannot shrink it
-        return r.ci_low > 0 and gap(e) > max(_std(sp), _std(e))
+        # seed means on the seeds both cells have (a paired result implies one); the spread is the full
+        # method's over all its seeds: one seed of an ablation cannot shrink it
+        return r.ci_low > 0 and _seed_gap(sp, e)[0] > max(_std(sp), _std(e))
 
     def effect(e: Entry, r: PairedResult) -> str:
         if lower_without(e, r):
@@ -307,20 +311,20 @@ def prior_verdict(entries: list[Entry], dataset: str) -> list[str]:
     lower = {e.method: lower_without(e, r) for e, r in pairs}
     scam_off, random_vit = (lower.get(m) for m in PRIOR_ABLATIONS)
     not_bearing = f"**The semantic prior is not load-bearing on {dataset} at this budget**: "
+    not_yet = f"**Whether the semantic prior is load-bearing on {dataset} is not established yet**: "
+    scam_helps, features_help = ("SCAM helps (the student without it scores lower)",
+                                 "the pretrained features beat a random ViT's")
     if scam_off and random_vit:
         head = f"The semantic prior is load-bearing on {dataset}: the student trained without it scores lower"
-    elif scam_off and random_vit is False:
-        head = not_bearing + ("SCAM helps (the student without it scores lower), but a randomly initialised ViT's "
-                              "features serve as well as the pretrained VFM's, so the gain is not the VFM's semantics")
-    elif scam_off or random_vit:
-        found = ("SCAM helps (the student without it scores lower)" if scam_off
-                 else "the pretrained features beat a random ViT's")
-        if None in (scam_off, random_vit):
-            missing = "random-ViT" if scam_off else "scam=off"
-            head = (f"**Whether the semantic prior is load-bearing on {dataset} is not established yet**: {found}; "
-                    f"the {missing} control is not run yet")
-        else:
-            head = not_bearing + found + ", but the student without SCAM does not score reliably lower"
+    elif scam_off and random_vit is None:
+        head = not_yet + scam_helps + "; the random-ViT control is not run yet"
+    elif random_vit and scam_off is None:
+        head = not_yet + features_help + "; the scam=off control is not run yet"
+    elif scam_off:
+        head = not_bearing + scam_helps + (", but a randomly initialised ViT's features serve as well as the "
+                                           "pretrained VFM's, so the gain is not the VFM's semantics")
+    elif random_vit:
+        head = not_bearing + features_help + ", but the student without SCAM does not score reliably lower"
     else:
         head = not_bearing + "the student trained without the VFM's features does not score reliably lower"
     return [f"{head} (test split, seeds pooled per image for the CI). {parts}."]

@@ -74,8 +74,7 @@ def sample_geometry(
 
 def padded_geometry(image_hw: tuple[int, int], divisor: int) -> Geometry:
     """Whole image, zero-padded at the bottom/right to a multiple of ``divisor`` (inference)."""
-    h, w = image_hw
-    return Geometry(0, 0, math.ceil(h / divisor) * divisor, math.ceil(w / divisor) * divisor)
+    return fit_to_divisor(Geometry(0, 0, *image_hw), image_hw, divisor)
 
 
 def points_window(image_hw: tuple[int, int], points: np.ndarray, margin: int) -> Geometry | None:
