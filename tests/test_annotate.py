@@ -90,6 +90,27 @@ def test_frame_size_keeps_pixels_square():
     assert frame_size((1000, 100), (960, 680)) == (68, 680)
 
 
+def test_the_view_keeps_one_figure_and_fits_it_to_each_image(tmp_path):
+    """One Bokeh figure per page, re-fitted per image (replacing it raced the browser's data updates)."""
+    from workbench.annotate.app import AnnotatorView
+
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(_frame((10, 20))).save(images / "a.png")
+    Image.fromarray(np.full((100, 40), 40, np.uint8)).save(images / "b.png")
+    points, split = default_paths(images)
+    view = AnnotatorView(AnnotationSession(images, points, split=split))
+    fig = view.fig
+    view.fig.x_range.update(start=5, end=9)  # zoomed in on the first image
+    view.act("next")
+    assert view.fig is fig and view.plot.object is fig
+    assert (fig.frame_width, fig.frame_height) == frame_size((100, 40)) == (272, 680)
+    assert (fig.x_range.start, fig.x_range.end, fig.x_range.bounds) == (0, 40, (0, 40))
+    assert (fig.x_range.reset_start, fig.x_range.reset_end) == (0, 40)
+    assert (fig.y_range.start, fig.y_range.end, fig.y_range.reset_start) == (100, 0, 100)
+    assert view.image_source.data["image"][0].shape == (100, 40) and view.image_source.data["dh"] == [100]
+
+
 # -- session ---------------------------------------------------------------------------------------
 def test_images_come_in_natural_order_and_start_unannotated(session):
     assert session.ids == ["frame_1", "frame_2", "frame_3", "frame_10"]
@@ -381,7 +402,7 @@ def _wait_on_disk(path: Path, expected: dict, timeout: float = 15.0) -> None:
 
 def _show(page, sid: str) -> None:
     page.locator(".annotate-status").get_by_text(sid, exact=True).wait_for()
-    page.wait_for_timeout(200)  # the new figure's view is attached
+    page.wait_for_timeout(200)  # the new image is drawn (the status and the image data change together)
 
 
 def _bright_spot(page) -> tuple[float, float]:

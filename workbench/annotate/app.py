@@ -105,7 +105,8 @@ class AnnotatorView:
         self.message = pn.pane.Markdown("", css_classes=["annotate-message"], styles={"color": "#b00"})
         self.listener = KeyListener()
         self.listener.param.watch(self._on_key, "press")
-        self.plot = pn.pane.Bokeh(sizing_mode="fixed")
+        self._build_figure()
+        self.plot = pn.pane.Bokeh(self.fig, sizing_mode="fixed")
         session.go(session.first_unannotated())
         self._show_image()
 
@@ -119,16 +120,14 @@ class AnnotatorView:
         )
 
     # -- figure --------------------------------------------------------------------------------------
-    def _show_image(self) -> None:
-        """A new figure for the current image (fitted to its size, zoom reset)."""
-        h, w = self.s.shape(self.s.current)
-        fw, fh = frame_size((h, w))
-        # Only the frame is sized (square pixels); an outer width/height (Bokeh's default 600) would override it.
-        fig = figure(x_range=Range1d(0, w, bounds=(0, w)), y_range=Range1d(h, 0, bounds=(0, h)),
-                     frame_width=fw, frame_height=fh, tools="pan,wheel_zoom,reset", active_drag="pan",
+    def _build_figure(self) -> None:
+        """The page's one figure. It is built once and re-fitted per image: replacing the Bokeh model on every
+        image raced the data updates that follow it (the browser got patches for models it did not know yet)."""
+        fig = figure(x_range=Range1d(0, 1), y_range=Range1d(1, 0), tools="pan,wheel_zoom,reset", active_drag="pan",
                      active_scroll="wheel_zoom", toolbar_location="above", min_border=30, width=None, height=None)
         fig.grid.visible = False
-        self.image_source = ColumnDataSource({"image": [self._display()], "x": [0], "y": [0], "dw": [w], "dh": [h]})
+        self.image_source = ColumnDataSource({"image": [np.zeros((1, 1), np.float32)], "x": [0], "y": [0],
+                                              "dw": [1], "dh": [1]})
         fig.image("image", x="x", y="y", dw="dw", dh="dh", source=self.image_source,
                   color_mapper=LinearColorMapper(palette=Greys256, low=0.0, high=1.0))
         self.pending_source = ColumnDataSource(_xy([]))
@@ -145,7 +144,16 @@ class AnnotatorView:
         fig.on_event(Tap, self._on_tap)
         fig.on_event(DoubleTap, self._on_tap)
         self.fig = fig
-        self.plot.object = fig
+
+    def _show_image(self) -> None:
+        """Fit the figure to the current image: its whole extent, zoom reset, square pixels."""
+        h, w = self.s.shape(self.s.current)
+        # Only the frame is sized; an outer width/height (Bokeh's default 600) would override it.
+        self.fig.frame_width, self.fig.frame_height = frame_size((h, w))
+        # The reset tool returns to reset_start/reset_end; bounds keep panning inside the image (y points down).
+        self.fig.x_range.update(bounds=(0, w), start=0, end=w, reset_start=0, reset_end=w)
+        self.fig.y_range.update(bounds=(0, h), start=h, end=0, reset_start=h, reset_end=0)
+        self.image_source.data = {"image": [self._display()], "x": [0], "y": [0], "dw": [w], "dh": [h]}
         self._update_marks()
 
     def _display(self) -> np.ndarray:
