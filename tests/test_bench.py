@@ -45,6 +45,8 @@ def test_tables_format_numbers_per_column_and_render_as_markdown():
     assert table.cells() == [["a", "1.235", "3", "2.0"]]
     lines = markdown([table], torch.device("cpu")).splitlines()
     assert lines[0].startswith("Measured by `semprior bench` on cpu (")
+    head = markdown([table], torch.device("cpu"), "semprior bench --deploy", "0123456789abcdef").splitlines()[0]
+    assert head.startswith("Measured by `semprior bench --deploy` on cpu (") and head.endswith("at commit 0123456789.")
     assert lines[2:] == ["### t", "", "| name | x | n | fa |", "|---|---|---|---|", "| a | 1.235 | 3 | 2.0 |", ""]
 
 
@@ -71,3 +73,14 @@ def test_quantization_table_rounds_as_papers_report():
     assert table.columns() == ["model", "IoU", "nIoU", "Pd", "Fa (×1e-6)"]
     assert table.cells()[0] == ["fp32", "32.08", "37.80", "77.57", "124.6"]
     assert table.cells()[2] == ["delta", "0.00", "0.00", "0.00", "0.0"]
+
+
+def test_bench_out_names_the_command_line_that_wrote_it(tmp_path):
+    from workbench.cli import main
+
+    out = tmp_path / "b.md"
+    argv = ["bench", "--backbones", "acm", "--size", "32", "--batch", "2", "--steps", "1", "--out", str(out)]
+    assert main(argv) == 0
+    head = out.read_text().splitlines()[0]
+    assert head.startswith(f"Measured by `semprior bench --backbones acm --size 32 --batch 2 --steps 1 --out {out}` on")
+    assert "| acm |" in out.read_text()

@@ -173,9 +173,12 @@ def print_table(console, table: Table) -> None:
     console.print(out)
 
 
-def markdown(tables: list[Table], device: torch.device) -> str:
-    """The tables as the markdown of ``semprior bench --out``, headed by what measured them."""
-    md = [f"Measured by `semprior bench` on {device} ({torch.get_num_threads()} threads).", ""]
+def markdown(tables: list[Table], device: torch.device, command: str = "semprior bench",
+             commit: str | None = None) -> str:
+    """The tables as the markdown of ``semprior bench --out``, headed by what measured them (the command line
+    and commit, so that the file can be regenerated)."""
+    at = f" at commit {commit[:10]}" if commit else ""
+    md = [f"Measured by `{command}` on {device} ({torch.get_num_threads()} threads){at}.", ""]
     for t in tables:
         cols = t.columns()
         md += [f"### {t.title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]

@@ -18,6 +18,7 @@ import os
 os.environ.setdefault("GOMP_SPINCOUNT", "20000")
 
 import argparse  # noqa: E402
+import shlex  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    args.command_line = "semprior " + shlex.join(sys.argv[1:] if argv is None else argv)  # for written outputs
     if extra and args.cmd not in {c.name for c in all_commands() if c.overrides}:
         parser.error(f"unrecognised arguments: {' '.join(extra)}")
     try:

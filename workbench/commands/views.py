@@ -125,6 +125,9 @@ def cmd_bench(args, extra) -> int:
         print_table(console, table)  # as each is measured: a full bench takes minutes
         tables.append(table)
     if args.out:
+        from semprior_core.io import atomic_write_text
+        from semprior_core.runtime.environment import environment
+
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(markdown(tables, device))
+        atomic_write_text(args.out, markdown(tables, device, args.command_line, environment()["git_commit"]))
     return 0
