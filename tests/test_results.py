@@ -37,6 +37,7 @@ def test_collect_groups_methods_and_seeds(runs):
     cells = {(e.method, e.model): len(e.evals) for e in data["tiny"]}
     assert cells == {("full supervision", "student"): 2, ("lesps", "student"): 2, ("semprior", "student"): 2,
                      ("semprior", "teacher"): 2}
+    assert all(sorted(e.seeds()) == [0, 1] for e in data["tiny"])  # read from each run's config
 
 
 def test_report_tables_and_figures(runs, tmp_path):
@@ -180,8 +181,10 @@ class _SeededRun:
 
 
 def _seeded(method: str, ious: list[float], seeds: list[int | None]) -> Entry:
-    e = _entry(method, ious)
-    e.runs = [_SeededRun(s) for s in seeds]
+    evals = _entry(method, ious).evals
+    e = Entry("d", method, "student")
+    for s, ev in zip(seeds, evals, strict=True):
+        e.add(_SeededRun(s), ev)
     return e
 
 

@@ -42,9 +42,7 @@ def collect_cross(paths: list[str | Path]) -> dict[tuple[str, str], list[Entry]]
             trained = "+".join(t["name"] for t in ev["trained_on"])
             evaluated = f"{ev['evaluated_on']['name']} ({ev['evaluated_on']['split']} split)"
             key = (trained, evaluated, method, ev["model"])
-            e = cells.setdefault(key, Entry(f"{trained} → {evaluated}", method, ev["model"], note))
-            e.runs.append(run)
-            e.evals.append(ev)
+            cells.setdefault(key, Entry(f"{trained} → {evaluated}", method, ev["model"], note)).add(run, ev)
     out: dict[tuple[str, str], list[Entry]] = defaultdict(list)
     for (trained, evaluated, _, _), e in cells.items():
         out[(trained, evaluated)].append(e)

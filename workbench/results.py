@@ -52,6 +52,13 @@ class Entry:
     note: str = ""
     runs: list[Run] = field(default_factory=list)
     evals: list[dict] = field(default_factory=list)
+    run_seeds: list[int | None] = field(default_factory=list)  # read once per run (comparisons ask often)
+
+    def add(self, run: Run, ev: dict) -> None:
+        """One run's evaluation; its training seed (None for a classical method, which has none) is read here."""
+        self.runs.append(run)
+        self.evals.append(ev)
+        self.run_seeds.append(None if run.info().get("kind") == "classical" else run.config().train.seed)
 
     def values(self, metric: str) -> list[float]:
         return [e["row"][metric] for e in self.evals]
@@ -66,12 +73,13 @@ class Entry:
 
     def seeds(self) -> list[int | None]:
         """Training seed of each run (None for a classical method, which has no training seed)."""
-        return [None if r.info().get("kind") == "classical" else r.config().train.seed for r in self.runs]
+        return list(self.run_seeds)
 
     def with_seeds(self, keep: set[int]) -> Entry:
         """The cell restricted to the runs of the given training seeds."""
-        rows = [(r, ev) for r, ev, s in zip(self.runs, self.evals, self.seeds()) if s in keep]
-        return Entry(self.dataset, self.method, self.model, self.note, [r for r, _ in rows], [ev for _, ev in rows])
+        kept = [i for i, s in enumerate(self.run_seeds) if s in keep]
+        return Entry(self.dataset, self.method, self.model, self.note, [self.runs[i] for i in kept],
+                     [self.evals[i] for i in kept], [self.run_seeds[i] for i in kept])
 
 
 def describe(run: Run) -> tuple[str, str, str]:
@@ -106,9 +114,7 @@ def collect(paths: list[str | Path]) -> dict[str, list[Entry]]:
             if ev["split"] != "test" or ev["checkpoint"] != "best":
                 continue
             key = (dataset, method, ev["model"])
-            e = cells.setdefault(key, Entry(dataset, method, ev["model"], note))
-            e.runs.append(run)
-            e.evals.append(ev)
+            cells.setdefault(key, Entry(dataset, method, ev["model"], note)).add(run, ev)
     out: dict[str, list[Entry]] = defaultdict(list)
     for e in cells.values():
         out[e.dataset].append(e)
