@@ -9,11 +9,11 @@ from torch import nn
 
 from semprior_core.config import load_config
 from semprior_core.config.tree import ConfigError
-from semprior_core.data.catalog import build_splits, folders_of, load_points
-from semprior_core.data.dataset import ImageBank, Normalization
+from semprior_core.data.catalog import folders_of, load_points
 from semprior_core.data.transforms import Geometry, fit_to_divisor, points_window
 from semprior_core.method.supervision import Supervision
 from semprior_core.runtime.inference import predict_probs
+from tests.banks import train_bank
 from tests.fixtures_runs import tiny_run  # noqa: F401
 
 
@@ -33,15 +33,9 @@ def test_fit_to_divisor_rounds_up_and_stays_inside_where_it_can():
     assert fit_to_divisor(Geometry(0, 0, 20, 20), (20, 20), 16) == Geometry(0, 0, 32, 32)
 
 
-def _bank(root, *overrides):
-    cfg = load_config(None, [f"data.datasets=[{{root: {root}}}]", *overrides])
-    splits = build_splits(cfg.data)
-    bank = ImageBank(splits.train)
-    return cfg, bank, Normalization.from_images([bank.image(i) for i in range(len(bank))]), splits
-
-
 def test_windowed_prediction_equals_the_whole_image_inside_and_is_zero_outside(tiny_synthetic):
-    _, bank, norm, _ = _bank(tiny_synthetic)
+    tb = train_bank(tiny_synthetic)
+    bank, norm = tb.bank, tb.norm
     torch.manual_seed(0)
     net = nn.Conv2d(1, 1, 1)  # pixelwise: a window sees exactly what the whole image shows there
     forward = lambda batch: net(batch["image"])  # noqa: E731
@@ -56,8 +50,9 @@ def test_windowed_prediction_equals_the_whole_image_inside_and_is_zero_outside(t
 
 
 def _update_windows(root, margin):
-    cfg, bank, _, splits = _bank(root, f"labels.predict_margin={margin}", "labels.rule=lesps")
-    sup = Supervision(cfg, bank, load_points(cfg.data, folders_of(cfg.data, splits)), None)
+    tb = train_bank(root, f"labels.predict_margin={margin}", "labels.rule=lesps")
+    cfg, bank = tb.cfg, tb.bank
+    sup = Supervision(cfg, bank, load_points(cfg.data, folders_of(cfg.data, tb.splits)), None)
     seen = {}
 
     def predict(indices, windows=None):
@@ -85,7 +80,7 @@ def test_a_margin_smaller_than_the_candidate_window_is_refused():
     assert load_config(None, ["labels.predict_margin=33"]).labels.predict_margin == 33
 
 
-def test_bench_compares_whole_and_windowed_label_updates_per_network(tiny_run, tiny_full_run):
+def test_bench_compares_whole_and_windowed_label_updates_per_network(tiny_run, tiny_full_run):  # noqa: F811
     from workbench.label_window_bench import bench_label_windows
 
     rows = bench_label_windows(tiny_run, margins=(33, 500), images=6, repeats=1)

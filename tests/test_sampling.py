@@ -7,11 +7,11 @@ import pytest
 
 from semprior_core.config import load_config
 from semprior_core.config.tree import ConfigError
-from semprior_core.data.catalog import build_splits
-from semprior_core.data.dataset import CropDataset, ImageBank, Normalization, epoch_plan
+from semprior_core.data.dataset import CropDataset, epoch_plan
 from semprior_core.data.transforms import apply_points, sample_geometry
 from semprior_core.engine import lr_factor, samples_per_epoch, train
 from semprior_core.method.supervision import Supervision
+from tests.banks import train_bank
 from tests.histories import assert_same_history
 
 from .test_engine import _interrupt_after
@@ -58,14 +58,9 @@ def test_epoch_plan_balances_images():
     assert epoch_plan([], 5, np.random.default_rng(0)) == []
 
 
-def _bank(root):
-    cfg = load_config(None, [f"data.datasets=[{{root: {root}}}]"])
-    bank = ImageBank(build_splits(cfg.data).train)
-    return cfg, bank, Normalization.from_images([bank.image(i) for i in range(len(bank))])
-
-
 def test_crop_dataset_repeats_images_with_distinct_replayable_crops(tiny_synthetic):
-    _, bank, norm = _bank(tiny_synthetic)
+    tb = train_bank(tiny_synthetic)
+    bank, norm = tb.bank, tb.norm
     ds = CropDataset(bank, lambda i: bank.mask(i).astype(np.float32), norm, crop=32, seed=5, plan=[2, 2, 2])
     ds.set_epoch(1)
     items = [ds[j] for j in range(3)]
@@ -75,10 +70,11 @@ def test_crop_dataset_repeats_images_with_distinct_replayable_crops(tiny_synthet
 
 
 def test_point_supervision_centres_on_points_only_full_on_mask_components(tiny_synthetic):
-    cfg, bank, _ = _bank(tiny_synthetic)
+    tb = train_bank(tiny_synthetic)
+    cfg, bank = tb.cfg, tb.bank
     from semprior_core.data.catalog import folders_of, load_points
 
-    points = load_points(cfg.data, folders_of(cfg.data, build_splits(cfg.data)))
+    points = load_points(cfg.data, folders_of(cfg.data, tb.splits))
     sup = Supervision(cfg, bank, points, None)
     for i in range(len(bank)):
         np.testing.assert_array_equal(sup.crop_centres(i), sup.points_of(i))

@@ -16,7 +16,14 @@ import torch
 from torch.utils.data import Dataset
 
 from .catalog import SampleRef
-from .transforms import Geometry, apply_array, apply_features, fit_to_divisor, padded_geometry, sample_geometry
+from .transforms import (
+    Geometry,
+    apply_array,
+    apply_features,
+    fit_to_divisor,
+    padded_geometry,
+    sample_geometry,
+)
 
 FeatureSource = Callable[[int], list[torch.Tensor]]  # index -> full-image VFM feature maps (C, h, w)
 
