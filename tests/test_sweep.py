@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from semprior_core.config import load_config
-from semprior_core.config.tree import ConfigError
+from semprior_core.config.tree import ConfigError, apply_overrides
 from workbench import sweep
 from workbench.reproduce import load_protocol, plan, select
 
@@ -88,6 +88,10 @@ def test_protocols_plan_every_run(tmp_path):
     tune_runs = plan(v4_tune, tmp_path / "v4-tune", root)
     assert len(tune_runs) == 24 and {b.model.backbone for _, b in tune_runs} == {"unet"}
     assert {b.labels.predict_margin for _, b in tune_runs} == {40} and not any(j.test for j, _ in tune_runs)
+    pal_rule = next(apply_overrides(b, list(j.overrides)) for j, b in tune_runs
+                    if j.run_dir.parts[-3:-1] == ("semprior", "pal-rule"))
+    assert (pal_rule.method.name, pal_rule.labels.rule, pal_rule.labels.init, pal_rule.train.loss,
+            pal_rule.semprior.combine) == ("semprior", "pal", "pal_easy", "pal_edge", "weighted")
     with pytest.raises(ConfigError, match="cpu-v4-tune"):  # v4 refuses to run before its tuning round
         plan(load_protocol("cpu-v4"), tmp_path / "v4", root)
     # the ablations at the defaults share their un-ablated semprior runs with cpu-defaults: the same configs
