@@ -90,7 +90,7 @@ def tuning_markdown(protocol: Protocol, rows: list[Candidate], chosen: dict[str,
         f"configurations at most, trained on `{next(iter(protocol.datasets))}` with seed {protocol.seeds[0]} and the "
         "main protocol's step budget. Scores are the validation split's (carved from the training data) value of "
         "the metric that selects checkpoints; the test split was not read. **Bold**: the winner, which the main "
-        "protocol uses.", "",
+        "protocol uses; a tie goes to the candidate listed first.", "",
     ]  # fmt: skip
     for method in protocol.candidates:
         lines += [f"## {method}", "", "| candidate | overrides | status | validation score | at epoch |", "|---|---|---|---|---|"]
