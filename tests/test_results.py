@@ -136,6 +136,11 @@ def test_prior_verdict_says_plainly_when_the_prior_is_not_load_bearing():
     spread = [_entry("semprior [scam=off]", [25.0, 45.0]), _entry("semprior [vfm=random_vit]", [25.0, 45.0])]
     text = prior_verdict([full, *spread], "d")[0]
     assert text.startswith("**The semantic prior is not") and "(lower over images, but within the seed spread)" in text
+    # the targets table meets the literal target (paired CI) but says that the verdict does not count it
+    rows = [r for r in targets([full, *spread]) if "below the full method" in r]
+    assert all("| met |" in r and "but within the seed std (14.14): the prior verdict below does not count it" in r
+               for r in rows) and len(rows) == 2
+    assert not any("within the seed std" in r for r in targets([full, *lower]))
     assert prior_verdict([full], "d") == []
 
 
