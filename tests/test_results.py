@@ -124,8 +124,8 @@ def test_prior_verdict_says_plainly_when_the_prior_is_not_load_bearing():
     # SCAM matters, but random features do as well as the VFM's (NUDT-SIRST, seed 0): said as such
     as_good = prior_verdict([full, lower[0], _entry("semprior [vfm=random_vit]", [41.0, 41.0])], "d")[0]
     assert as_good.startswith("**The semantic prior is not load-bearing on d at this budget**: SCAM helps (the "
-                              "student without it scores lower), but a randomly initialised ViT's features serve as "
-                              "well as the pretrained VFM's")
+                              "student without it scores lower), but the student fed a randomly initialised ViT's "
+                              "features does not score reliably lower, so the gain is not shown to be the VFM's semantics")
     assert prior_verdict([full, lower[1]], "d")[0].startswith(
         "**Whether the semantic prior is load-bearing on d is not established yet**: the pretrained features beat a "
         "random ViT's; the scam=off control is not run yet")

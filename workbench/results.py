@@ -336,8 +336,8 @@ def prior_verdict(entries: list[Entry], dataset: str) -> list[str]:
     elif random_vit and scam_off is None:
         head = not_yet + features_help + "; the scam=off control is not run yet"
     elif scam_off:
-        head = not_bearing + scam_helps + (", but a randomly initialised ViT's features serve as well as the "
-                                           "pretrained VFM's, so the gain is not the VFM's semantics")
+        head = not_bearing + scam_helps + (", but the student fed a randomly initialised ViT's features does not "
+                                           "score reliably lower, so the gain is not shown to be the VFM's semantics")
     elif random_vit:
         head = not_bearing + features_help + ", but the student without SCAM does not score reliably lower"
     else:
