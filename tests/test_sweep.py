@@ -88,6 +88,8 @@ def test_protocols_plan_every_run(tmp_path):
     tune_runs = plan(v4_tune, tmp_path / "v4-tune", root)
     assert len(tune_runs) == 24 and {b.model.backbone for _, b in tune_runs} == {"unet"}
     assert {b.labels.predict_margin for _, b in tune_runs} == {40} and not any(j.test for j, _ in tune_runs)
+    assert {b.semprior.meta_val_crops for _, b in tune_runs} == {"train"}
+    assert {b.semprior.meta_val_crops for _, b in plan(load_protocol("cpu"), tmp_path / "v3", root)} == {"uniform"}
     pal_rule = next(apply_overrides(b, list(j.overrides)) for j, b in tune_runs
                     if j.run_dir.parts[-3:-1] == ("semprior", "pal-rule"))
     assert (pal_rule.method.name, pal_rule.labels.rule, pal_rule.labels.init, pal_rule.train.loss,

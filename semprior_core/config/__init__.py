@@ -284,5 +284,17 @@ def config_dict(cfg: RunConfig) -> dict[str, Any]:
     return to_dict(cfg)
 
 
+# Fields added after runs were saved, with the behaviour those runs had. A saved config (a checkpoint's or a
+# run's config.yaml: always a full dump) that lacks one predates it, so it means the old behaviour, not the
+# new default: a resumed or re-evaluated old run stays the run it was.
+ADDED_FIELDS: dict[str, Any] = {"semprior.meta_val_crops": "uniform"}
+
+
 def config_from_dict(data: dict[str, Any]) -> RunConfig:
+    """A saved config (full dump) -> :class:`RunConfig`; a field it predates takes its old value (ADDED_FIELDS)."""
+    data = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    for key, old in ADDED_FIELDS.items():
+        section, name = key.split(".")
+        if isinstance(data.get(section), dict):
+            data[section].setdefault(name, old)
     return from_dict(RunConfig, data)

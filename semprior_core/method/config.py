@@ -45,6 +45,11 @@ class SempriorConfig:
     weight_min: float = 0.2
     weight_max: float = 5.0
     meta_grad_clip: float = 1.0  # max norm of the cluster-logit gradient; 0 = off
+    # The validation crops that score the look-ahead: train = sampled as training crops are (centred on the
+    # validation points with data.target_prob), so the outer loss sees the distribution the weights act on
+    # (Ren et al. 2018 draw the clean set like the training set); uniform = anywhere in the image (protocols up
+    # to v3), where most 128² crops hold no target and the outer loss is mostly background.
+    meta_val_crops: Literal["train", "uniform"] = "train"
     # teacher -> student distillation
     distill: bool = True
     distill_weight: float = 0.5

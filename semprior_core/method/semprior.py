@@ -160,13 +160,17 @@ class SempriorMethod(Method):
         return self.reweighter.step(self.teacher, train_loss, val_loss, step_sizes)
 
     def _val_batch(self) -> dict[str, Any]:
-        """A seeded random validation crop batch (replayed identically after a resume)."""
+        """A seeded random validation crop batch (replayed identically after a resume), its crops placed as
+        ``semprior.meta_val_crops`` says."""
         cfg = self.ctx.cfg
         target = self.val_supervision.bank.mask if self.sp.val_dense else self.val_supervision.target
+        like_training = self.sp.meta_val_crops == "train"
         ds = CropDataset(
             self.ctx.val_bank, lambda i: np.asarray(target(i), dtype=np.float32), self.ctx.norm, crop=cfg.data.crop,
             flips=cfg.data.flips, rot90=cfg.data.rot90, seed=cfg.train.seed + 1,
             features=self.ctx.val_features, feature_stride=self.nets.feature_stride,
+            centres=self.val_supervision.crop_centres if like_training else None,
+            target_prob=cfg.data.target_prob if like_training else 0.0, jitter=cfg.data.target_jitter,
         )
         ds.set_epoch(self.steps)
         rng = np.random.default_rng(epoch_seed(cfg.train.seed, self.steps))
