@@ -84,3 +84,21 @@ def test_bench_out_names_the_command_line_that_wrote_it(tmp_path):
     head = out.read_text().splitlines()[0]
     assert head.startswith(f"Measured by `semprior bench --backbones acm --size 32 --batch 2 --steps 1 --out {out}` on")
     assert "| acm |" in out.read_text()
+
+
+def test_crop_hits_count_crops_holding_a_target_per_placement(tiny_synthetic):
+    from tests.banks import train_bank
+    from workbench.crop_bench import crop_hits
+
+    rows = crop_hits(tiny_synthetic, crop=32, epochs=4, overrides=["data.target_prob=1.0", "data.target_jitter=0.0"])
+    assert [(r["split"], r["placement"]) for r in rows] == [("train", "uniform"), ("train", "like training"),
+                                                            ("val", "uniform"), ("val", "like training")]
+    by = {(r["split"], r["placement"]): r for r in rows}
+    # centred on a point, unshifted: every crop of an image with a target holds it (an empty image has no point)
+    bank = train_bank(tiny_synthetic).bank
+    with_target = sum(bool(bank.mask(i).any()) for i in range(len(bank)))
+    assert by["train", "like training"]["crops"] == 4 * len(bank)
+    assert by["train", "like training"]["with_target_pct"] == pytest.approx(100 * with_target / len(bank))
+    # anywhere in a 64-96 px image, 32² crops miss the small targets more often
+    assert by["train", "uniform"]["with_target_pct"] < by["train", "like training"]["with_target_pct"]
+    assert by["train", "like training"]["positive_px_pct"] > by["train", "uniform"]["positive_px_pct"] > 0

@@ -35,7 +35,7 @@ EXPECTED = {
     "labels": ["--run"],
     "report": ["--no-figures", "--note", "--out", "runs"],
     "dashboard": ["--allow-remote", "--data", "--host", "--port", "--run", "--show"],
-    "bench": ["--backbones", "--batch", "--cache", "--checkpoint", "--dashboard", "--deploy", "--label-windows",
+    "bench": ["--backbones", "--batch", "--cache", "--checkpoint", "--crops", "--dashboard", "--deploy", "--label-windows",
               "--margins", "--method-backbones", "--methods", "--metrics-data", "--out", "--run", "--size", "--steps",
               "--teacher"],
 }

@@ -98,7 +98,7 @@ def bench_tables(
     teacher: str | None = None, methods: str | None = None, method_backbones: list[str] | None = None,
     metrics_data: str | None = None, deploy: bool = False, checkpoint: str | None = None, run: str | None = None,
     cache: str | None = None, dashboard: str | None = None, label_windows: str | None = None,
-    margins: Sequence[int] = (40, 64),
+    margins: Sequence[int] = (40, 64), crops: Sequence[str] = (),
 ) -> Iterator[Table]:
     """The tables ``semprior bench`` measures, each yielded as soon as it is measured.
 
@@ -110,7 +110,8 @@ def bench_tables(
     (a VFM) building its feature cache, old path vs new, and its encoder per engine (torch, onnxruntime,
     bfloat16); with ``dashboard`` (a folder of runs) the dashboard's first render with 20 of them; with
     ``label_windows`` (a label-evolving run) a label update's predictions, whole images vs the points' windows
-    grown by each of ``margins``.
+    grown by each of ``margins``; with ``crops`` (dataset folders) how often 128² training and meta-validation
+    crops hold a target, placed anywhere vs as training places them.
     """
     torch.manual_seed(0)
     names = backbones or list_backbones()
@@ -157,6 +158,13 @@ def bench_tables(
         yield Table(f"label-update predictions of {label_windows} (last.pt, its last labels, training split): whole "
                     "images vs the points' bounding box grown by a margin (labels.predict_margin); labels after one "
                     "update of the run's rule from each", bench_label_windows(label_windows, margins))
+    if crops:
+        from workbench.crop_bench import crop_hits
+
+        yield Table("128² crops holding a target pixel (dense masks judge; 25 crops per image; 'like training': "
+                    "centred on a point with data.target_prob, jittered by data.target_jitter)",
+                    [row for data in crops for row in crop_hits(data)], formats={"with_target_pct": ".1f",
+                                                                              "positive_px_pct": ".3f"})
     if deploy:
         from workbench.deploy_bench import deploy_tables
 

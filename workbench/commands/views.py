@@ -106,6 +106,9 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
                    help="also time this label-evolving run's label-update predictions, whole images vs windows "
                         "around the points (labels.predict_margin), and how the updated labels differ")
     p.add_argument("--margins", type=int, nargs="+", default=[40, 64], help="with --label-windows: margins in px")
+    p.add_argument("--crops", nargs="+", default=[], metavar="DIR",
+                   help="also measure how often training and meta-validation crops hold a target in these datasets, "
+                        "placed anywhere vs as training places them")
     p.add_argument("--out", help="also write the tables as markdown to this file")
 
 
@@ -120,7 +123,7 @@ def cmd_bench(args, extra) -> int:
         device, backbones=args.backbones, size=args.size, batch=args.batch, steps=args.steps, teacher=args.teacher,
         methods=args.methods, method_backbones=args.method_backbones, metrics_data=args.metrics_data,
         deploy=args.deploy, checkpoint=args.checkpoint, run=args.run, cache=args.cache, dashboard=args.dashboard,
-        label_windows=args.label_windows, margins=args.margins,
+        label_windows=args.label_windows, margins=args.margins, crops=args.crops,
     ):
         print_table(console, table)  # as each is measured: a full bench takes minutes
         tables.append(table)
