@@ -93,82 +93,102 @@ class Table:
         return [[cell(c, r[c]) for c in self.columns()] for r in self.rows]
 
 
-def bench_tables(
-    device: torch.device, *, backbones: list[str] | None = None, size: int = 256, batch: int = 8, steps: int = 5,
-    teacher: str | None = None, methods: str | None = None, method_backbones: list[str] | None = None,
-    metrics_data: str | None = None, deploy: bool = False, checkpoint: str | None = None, run: str | None = None,
-    cache: str | None = None, dashboard: str | None = None, label_windows: str | None = None,
-    margins: Sequence[int] = (40, 64), crops: Sequence[str] = (),
-) -> Iterator[Table]:
-    """The tables ``semprior bench`` measures, each yielded as soon as it is measured.
+@dataclass(frozen=True)
+class BenchPlan:
+    """What ``semprior bench`` measures. Always the backbones (default: all registered) at ``size``², batch
+    ``batch``, ``steps`` timed steps; each other field adds its tables when set:
 
-    Always the backbones (default: all registered) at ``size``², batch ``batch``, ``steps`` timed steps on
-    ``device``; with ``teacher`` (a VFM) the SCAM teacher with cached vs live features; with ``methods`` (a VFM)
-    whole methods per backbone (``method_backbones``, default the backbones); with ``metrics_data`` the metrics
-    on that dataset's test split; with ``deploy`` the deployed student's latency (``checkpoint``'s, default an
-    untrained first backbone) and, with ``run``, the int8 metric change on that run's test split; with ``cache``
-    (a VFM) building its feature cache, old path vs new, and its encoder per engine (torch, onnxruntime,
-    bfloat16); with ``dashboard`` (a folder of runs) the dashboard's first render with 20 of them; with
-    ``label_windows`` (a label-evolving run) a label update's predictions, whole images vs the points' windows
-    grown by each of ``margins``; with ``crops`` (dataset folders) how often 128² training and meta-validation
-    crops hold a target, placed anywhere vs as training places them.
+    ``teacher`` (a VFM): the SCAM teacher with cached vs live features. ``methods`` (a VFM): whole methods per
+    backbone (``method_backbones``, default the backbones) and a semprior step's cost factor by factor.
+    ``metrics_data`` (a dataset folder): the metrics on its test split. ``deploy``: the deployed student's latency
+    (``checkpoint``'s, default an untrained first backbone) and, with ``run``, the int8 metric change on that
+    run's test split. ``cache`` (a VFM): building its feature cache, old path vs new, and its encoder per engine
+    (torch, onnxruntime, bfloat16). ``dashboard`` (a folder of runs): the dashboard's first render with 20 of
+    them. ``label_windows`` (a label-evolving run): a label update's predictions, whole images vs the points'
+    windows grown by each of ``margins``. ``crops`` (dataset folders): how often 128² training and
+    meta-validation crops hold a target, placed anywhere vs as training places them.
     """
+
+    backbones: list[str] | None = None
+    size: int = 256
+    batch: int = 8
+    steps: int = 5
+    teacher: str | None = None
+    methods: str | None = None
+    method_backbones: list[str] | None = None
+    metrics_data: str | None = None
+    deploy: bool = False
+    checkpoint: str | None = None
+    run: str | None = None
+    cache: str | None = None
+    dashboard: str | None = None
+    label_windows: str | None = None
+    margins: Sequence[int] = (40, 64)
+    crops: Sequence[str] = ()
+
+
+def bench_tables(device: torch.device, plan: BenchPlan) -> Iterator[Table]:
+    """The tables of ``plan`` measured on ``device``, each yielded as soon as it is measured."""
     torch.manual_seed(0)
-    names = backbones or list_backbones()
-    yield Table(f"backbones at {size}², batch {batch}"
+    names = plan.backbones or list_backbones()
+    yield Table(f"backbones at {plan.size}², batch {plan.batch}"
                 + ("" if device.type == "cuda" else " (peak_MiB on CPU: the process's resident-set peak so far, "
                    "an upper bound for every row after the first)"),
-                [bench_backbone(n, size, batch, steps, device) for n in names])
-    if teacher:
-        yield Table(f"SCAM teacher (unet): cached VFM features vs VFM every step ({teacher})",
-                    [bench_teacher_features(teacher, size, batch, steps)])
-    if methods:
+                [bench_backbone(n, plan.size, plan.batch, plan.steps, device) for n in names])
+    if plan.teacher:
+        yield Table(f"SCAM teacher (unet): cached VFM features vs VFM every step ({plan.teacher})",
+                    [bench_teacher_features(plan.teacher, plan.size, plan.batch, plan.steps)])
+    if plan.methods:
         import tempfile
 
         rows = []
-        for name in method_backbones or names:
-            rows += bench_methods(method_configs(name, methods), Path(tempfile.mkdtemp(prefix="semprior-bench-")))
+        for name in plan.method_backbones or names:
+            rows += bench_methods(method_configs(name, plan.methods),
+                                  Path(tempfile.mkdtemp(prefix="semprior-bench-")))
         yield Table("training images/s per method and backbone (one process, embedded synthetic data, "
                     "128² crops, batch 8, label updates and meta-steps included)", rows)
-        first = (method_backbones or names)[0]
-        rows = bench_methods(semprior_cost_configs(first, methods), Path(tempfile.mkdtemp(prefix="semprior-bench-")),
-                             epochs=4)
+        first = (plan.method_backbones or names)[0]
+        rows = bench_methods(semprior_cost_configs(first, plan.methods),
+                             Path(tempfile.mkdtemp(prefix="semprior-bench-")), epochs=4)
         for prev, row in zip([None, *rows], rows):
             row["cost_vs_supervised"] = 1 / row.pop("ratio_to_supervised")
             row["adds"] = row["cost_vs_supervised"] - (prev["cost_vs_supervised"] if prev else 1.0)
-        yield Table(f"cost of a semprior step, factor by factor ({first}, {methods}, 128² crops, batch 8; each row "
-                    "adds one factor to the row above; cost in supervised steps)", rows)
-    if metrics_data:
-        yield Table(f"metric evaluation (IoU, nIoU, Pd, Fa) on the test split of {metrics_data}",
-                    [bench_metrics(metrics_data)])
-    if cache:
-        yield Table(f"VFM feature cache build ({cache}, 448 px input, blocks 3/6/9): batched on intra-op threads "
-                    "vs one image per worker thread, interleaved in one process", bench_feature_cache(cache))
+        yield Table(f"cost of a semprior step, factor by factor ({first}, {plan.methods}, 128² crops, batch 8; "
+                    "each row adds one factor to the row above; cost in supervised steps)", rows)
+    if plan.metrics_data:
+        yield Table(f"metric evaluation (IoU, nIoU, Pd, Fa) on the test split of {plan.metrics_data}",
+                    [bench_metrics(plan.metrics_data)])
+    if plan.cache:
+        yield Table(f"VFM feature cache build ({plan.cache}, 448 px input, blocks 3/6/9): batched on intra-op "
+                    "threads vs one image per worker thread, interleaved in one process",
+                    bench_feature_cache(plan.cache))
         from workbench.vfm_bench import bench_vfm_engines
 
-        yield Table(f"VFM encoder engines ({cache}, 256² images at 448 px input, blocks 3/6/9, interleaved in one "
-                    "process; deviations relative to the float32 torch features, worst block)",
-                    bench_vfm_engines(cache))
-    if dashboard:
-        yield Table(f"dashboard first render, 20 runs copied from {dashboard} (fresh process each)",
-                    [bench_dashboard(dashboard)])
-    if label_windows:
+        yield Table(f"VFM encoder engines ({plan.cache}, 256² images at 448 px input, blocks 3/6/9, interleaved "
+                    "in one process; deviations relative to the float32 torch features, worst block)",
+                    bench_vfm_engines(plan.cache))
+    if plan.dashboard:
+        yield Table(f"dashboard first render, 20 runs copied from {plan.dashboard} (fresh process each)",
+                    [bench_dashboard(plan.dashboard)])
+    if plan.label_windows:
         from workbench.label_window_bench import bench_label_windows
 
-        yield Table(f"label-update predictions of {label_windows} (last.pt, its last labels, training split): whole "
-                    "images vs the points' bounding box grown by a margin (labels.predict_margin); labels after one "
-                    "update of the run's rule from each", bench_label_windows(label_windows, margins))
-    if crops:
+        yield Table(f"label-update predictions of {plan.label_windows} (last.pt, its last labels, training "
+                    "split): whole images vs the points' bounding box grown by a margin (labels.predict_margin); "
+                    "labels after one update of the run's rule from each",
+                    bench_label_windows(plan.label_windows, plan.margins))
+    if plan.crops:
         from workbench.crop_bench import crop_hits
 
         yield Table("128² crops holding a target pixel (dense masks judge; 25 crops per image; 'like training': "
                     "centred on a point with data.target_prob, jittered by data.target_jitter)",
-                    [row for data in crops for row in crop_hits(data)], formats={"with_target_pct": ".1f",
+                    [row for data in plan.crops for row in crop_hits(data)], formats={"with_target_pct": ".1f",
                                                                               "positive_px_pct": ".3f"})
-    if deploy:
+    if plan.deploy:
         from workbench.deploy_bench import deploy_tables
 
-        yield from deploy_tables(checkpoint=checkpoint, backbone=(backbones or ["unet"])[0], repeats=steps, run=run)
+        yield from deploy_tables(checkpoint=plan.checkpoint, backbone=(plan.backbones or ["unet"])[0],
+                                 repeats=plan.steps, run=plan.run)
 
 
 def print_table(console, table: Table) -> None:

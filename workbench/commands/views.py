@@ -114,17 +114,15 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
 
 @commands.command("bench", "parameters, MACs, speed and memory per backbone", args=_bench_args)
 def cmd_bench(args, extra) -> int:
+    import dataclasses
+
     from semprior_core.runtime.device import resolve_device
-    from workbench.bench import bench_tables, markdown, print_table
+    from workbench.bench import BenchPlan, bench_tables, markdown, print_table
 
     device = resolve_device("auto")
+    plan = BenchPlan(**{f.name: getattr(args, f.name) for f in dataclasses.fields(BenchPlan)})  # same names
     tables = []
-    for table in bench_tables(
-        device, backbones=args.backbones, size=args.size, batch=args.batch, steps=args.steps, teacher=args.teacher,
-        methods=args.methods, method_backbones=args.method_backbones, metrics_data=args.metrics_data,
-        deploy=args.deploy, checkpoint=args.checkpoint, run=args.run, cache=args.cache, dashboard=args.dashboard,
-        label_windows=args.label_windows, margins=args.margins, crops=args.crops,
-    ):
+    for table in bench_tables(device, plan):
         print_table(console, table)  # as each is measured: a full bench takes minutes
         tables.append(table)
     if args.out:
