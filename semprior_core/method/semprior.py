@@ -7,7 +7,8 @@ Per step (one training batch of pseudo-masks):
 where w are the per-cluster weights. Every ``meta_every`` steps the weights take one
 hypergradient step: a look-ahead of the *teacher's* parameters on the training batch,
 scored by the teacher's loss on a validation batch of the split carved from training
-data, supervised by the validation images' own points and evolving pseudo-masks
+data (crops placed as training crops are, ``semprior.meta_val_crops``), supervised by the validation images'
+own points and evolving pseudo-masks
 (dense validation masks only with ``semprior.val_dense``, reported as extra supervision).
 Label updates use the teacher's whole-image predictions (``semprior.combine=teacher``, the seed code's
 rule) or combine them with the student's (``mean``, ``agreement``, ``weighted``); with
