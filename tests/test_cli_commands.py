@@ -16,7 +16,7 @@ EXPECTED = {
     "demo": ["--config", "--data", "--method", "--model", "--out", "--quiet", "--resume", "--supervision"],
     "sweep": ["--ablate", "--config", "--data", "--method", "--model", "--out", "--quiet", "--resume", "--seeds",
               "--supervision"],
-    "reproduce": ["--datasets", "--jobs", "--methods", "--out", "--quiet", "--root", "--seeds", "protocol"],
+    "reproduce": ["--datasets", "--jobs", "--methods", "--out", "--quiet", "--root", "--seeds", "--status", "protocol"],
     "cache": ["--config", "--data", "--method", "--model", "--out", "--quiet", "--resume", "--supervision"],
     "classical": ["--config", "--data", "--method", "--out", "--tune"],
     "eval": ["--checkpoint", "--data", "--device", "--json", "--run", "--split", "--which"],

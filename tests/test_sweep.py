@@ -188,3 +188,41 @@ def test_gpu_protocol_plans_dnanet_and_acm_students(tmp_path):
     assert {m for m, bb in backbones.items() if bb == "dnanet"} == {"full", "fixed", "lesps", "pal", "semprior"}
     # NUAA alone and the union (only NUAA present here): 10 methods × 3 seeds each, ablations on NUAA for both students
     assert len(pairs) == 30 + 30 + 2 * 4 * 3
+
+
+def test_status_says_where_each_run_stands_without_training(tiny_synthetic, tmp_path):
+    import json
+
+    import yaml
+
+    from semprior_core.store.run_dir import RunDir
+    from workbench import reproduce
+    from workbench.cli import main
+
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump({"train": {"epochs": 3}}))
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump({
+        "base": "base.yaml", "seeds": [0, 1, 2], "datasets": {"tiny": {"root": str(tiny_synthetic), "name": "tiny"}},
+        "methods": {"lesps": ["labels.rule=lesps"], "fixed": ["labels.rule=fixed"]},
+    }))
+    protocol, out = reproduce.load_protocol(str(tmp_path / "p.yaml")), tmp_path / "out"
+
+    def record(seed: int, epochs: int, evaluated: bool) -> None:
+        files = RunDir(out / "tiny" / "lesps" / "full" / f"seed{seed}")
+        files.root.mkdir(parents=True)
+        files.config.write_text("{}\n")
+        files.metrics.write_text("".join(json.dumps({"epoch": e}) + "\n" for e in range(1, epochs + 1)))
+        files.info.write_text(json.dumps({"eval_models": ["student"]}))
+        if evaluated:
+            files.evaluation("test", "student", "best").parent.mkdir()
+            files.evaluation("test", "student", "best").write_text("{}")
+
+    record(0, 3, True)
+    record(1, 3, False)
+    record(2, 1, False)
+    rows = {r["run"]: r for r in reproduce.progress_rows(protocol, out, tmp_path)}
+    assert {k: r["state"] for k, r in rows.items() if "lesps" in k} == {
+        "tiny/lesps/full/seed0": "finished", "tiny/lesps/full/seed1": "trained", "tiny/lesps/full/seed2": "epoch 1/3"}
+    assert rows["tiny/lesps/full/seed2"]["left"] == pytest.approx(2 / 3)
+    assert {r["state"] for k, r in rows.items() if "fixed" in k} == {"not started"}
+    assert main(["reproduce", str(tmp_path / "p.yaml"), "--root", str(tmp_path), "--out", str(out), "--status"]) == 0
+    assert not (out / "tiny" / "fixed").exists()  # --status trains nothing

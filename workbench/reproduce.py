@@ -25,8 +25,8 @@ from pathlib import Path
 import yaml
 
 from semprior_core.config import evolves_labels, load_config
-from semprior_core.config.tree import ConfigError
-from semprior_core.io import DataError, read_text
+from semprior_core.config.tree import ConfigError, apply_overrides
+from semprior_core.io import DataError, read_jsonl, read_text
 from semprior_core.store.run_dir import RunDir
 
 from . import sweep
@@ -194,6 +194,23 @@ def run_cost(cfg) -> float:
     steps = cfg.train.steps or cfg.train.epochs
     cost = steps * (SEMPRIOR_STEP_COST if cfg.method.name == "semprior" else 1.0)
     return cost * (EVOLVING_LABELS_COST if evolves_labels(cfg) else 1.0)
+
+
+def progress_rows(protocol: Protocol, out: Path, root_dir: Path) -> list[dict]:
+    """Where each learned run of the protocol stands, in the order it trains: ``finished``, ``trained``
+    (evaluation missing), ``epoch k/N`` or ``not started``; ``left`` is the share of its training still to do."""
+    rows = []
+    for job, base in plan(protocol, out, root_dir):
+        epochs = apply_overrides(base, list(job.overrides)).train.epochs
+        files = RunDir(job.run_dir)
+        done = read_jsonl(files.metrics)[-1]["epoch"] if files.metrics.is_file() and files.metrics.stat().st_size else 0
+        if done >= epochs:
+            state = "finished" if sweep.kept_finished(files, epochs, job.test) else "trained"
+        else:
+            state = f"epoch {done}/{epochs}" if done else "not started"
+        rows.append({"run": str(job.run_dir.relative_to(out)), "state": state,
+                     "left": max(0, epochs - done) / epochs, "cost": run_cost(base)})
+    return rows
 
 
 def run_classical_baselines(protocol: Protocol, out: Path, root_dir: Path, console=None) -> list[Path]:

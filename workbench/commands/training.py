@@ -179,6 +179,24 @@ def _reproduce_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--methods", nargs="+", help="only these of the protocol's methods")
     p.add_argument("--datasets", nargs="+", help="only these of the protocol's datasets (its keys, e.g. nuaa)")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--status", action="store_true",
+                   help="only show where each run stands (finished, epoch k/N, not started) and what is left; train nothing")
+
+
+def _print_status(rows: list[dict], out: Path) -> int:
+    from rich.table import Table
+
+    table = Table(title=f"{out}: learned runs in training order")
+    for column in ("run", "state"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["run"], row["state"])
+    console.print(table)
+    finished = sum(r["state"] == "finished" for r in rows)
+    left = sum(r["left"] * r["cost"] for r in rows) / max(sum(r["cost"] for r in rows), 1e-9)
+    console.print(f"{finished} of {len(rows)} runs finished; ≈ {100 * left:.0f} % of the training cost is left "
+                  "(relative step costs, label updates included)")
+    return 0
 
 
 @commands.command("reproduce", "run a whole protocol (configs/protocols/NAME.yaml): methods × seeds × datasets",
@@ -191,6 +209,8 @@ def cmd_reproduce(args, extra) -> int:
         protocol = reproduce.select(protocol, args.seeds, args.methods, args.datasets)
     out = Path(args.out or protocol.out or f"runs/reproduce-{protocol.name}")
     root_dir = Path(args.root).resolve()
+    if args.status:
+        return _print_status(reproduce.progress_rows(protocol, out, root_dir), out)
     reproduce.run(protocol, out, root_dir, progress=not args.quiet, console=console, jobs=args.jobs,
                   gpus=_cuda_count())
     if protocol.candidates:  # a tuning protocol: validation scores and winners, no test numbers
