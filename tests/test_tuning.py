@@ -76,8 +76,9 @@ def test_the_main_protocol_refuses_to_run_untuned(protocols, tmp_path):
     assert lesps.labels.start_epoch_frac == 0.5 and lesps.labels.update_every == 1  # method's own, then the winner's
 
 
-def _c(method, name, status="finished", score=None):
-    return Candidate(method, name, (), Path(name), status, "point_f1", score, 1 if score is not None else None, 2)
+def _c(method, name, status="finished", score=None, late=None):
+    return Candidate(method, name, (), Path(name), status, "point_f1", score, 1 if score is not None else None, 2,
+                     late)
 
 
 def test_winners_are_the_best_finished_validation_score_and_ties_go_to_the_first_listed():
@@ -86,6 +87,29 @@ def test_winners_are_the_best_finished_validation_score_and_ties_go_to_the_first
     chosen = tuning.winners(rows)
     assert chosen["lesps"].name == "b"  # 0.7 beats 0.5; the partial 0.9 does not count; d ties with b and loses
     assert "pal" not in chosen and chosen["semprior"].name == "x"
+
+
+def test_a_tie_on_the_best_score_goes_to_the_steadier_run():
+    rows = [_c("semprior", "incumbent", score=1.0, late=0.95), _c("semprior", "steadier", score=1.0, late=0.98),
+            _c("semprior", "lower", score=0.98, late=0.99)]
+    assert tuning.winners(rows)["semprior"].name == "steadier"  # the best score first, then the late mean
+    assert tuning.winners([rows[0], _c("semprior", "same", score=1.0, late=0.95)])["semprior"].name == "incumbent"
+
+
+def test_the_late_mean_averages_the_last_scored_validations(tmp_path):
+    import json
+
+    from workbench.tuning import LATE, _candidate
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("{}\n")
+    scores = [0.2, 0.9, float("nan"), 0.6, 0.7, 0.8, 0.9, 1.0]  # NaN: a validation that could not score
+    (run / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e, "select_score": v}) + "\n"
+                                               for e, v in enumerate(scores, 1)))
+    c = _candidate("lesps", "x", [], run, planned_epochs=8)
+    assert LATE == 5 and c.score == 1.0 and c.epoch == 8 and c.status == "finished"
+    assert c.late_mean == pytest.approx((0.6 + 0.7 + 0.8 + 0.9 + 1.0) / 5)
 
 
 def test_tuning_trains_every_candidate_scores_on_validation_and_writes_the_winners(protocols, tmp_path):

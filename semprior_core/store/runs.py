@@ -68,12 +68,15 @@ def _check_record(where: str, record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def best_record(history: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The record with the highest finite ``select_score`` (what selected ``best.pt``), or None.
+def scored_records(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The validation records with a finite ``select_score``, in order. NaN marks a validation that could not
+    score (e.g. no validation point)."""
+    return [r for r in history if is_number(r.get("select_score")) and math.isfinite(r["select_score"])]
 
-    NaN marks a validation that could not score (e.g. no validation point): it selects nothing.
-    """
-    scored = [r for r in history if is_number(r.get("select_score")) and math.isfinite(r["select_score"])]
+
+def best_record(history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The record with the highest finite ``select_score`` (what selected ``best.pt``), or None."""
+    scored = scored_records(history)
     return max(scored, key=lambda r: r["select_score"]) if scored else None
 
 
