@@ -8,7 +8,7 @@ PIP := $(PY) -m pip install -q --disable-pip-version-check
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-all lint clean
+.PHONY: demo test test-all lint benchmarks clean
 
 $(VENV)/.core: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -32,6 +32,15 @@ test: $(VENV)/.dev
 
 test-all: $(VENV)/.dev
 	$(PY) -m pytest -q -m "" $(PYTEST_ARGS)
+
+# docs/benchmarks.md: every table of `semprior bench` (its header records the command and commit). Needs the
+# shared datasets and a trained run with its checkpoints for the int8 check; run on otherwise idle cores.
+BENCH_DATA ?= ../shared/data
+BENCH_RUN ?= results/cpu-v3/nuaa/semprior/full/seed0
+benchmarks: $(VENV)/.dev
+	$(VENV)/bin/semprior bench --teacher dinov2_vits14 --methods dinov2_vits14 --method-backbones unet acm \
+		--metrics-data $(BENCH_DATA)/NUDT-SIRST --cache dinov2_vits14 --deploy --checkpoint $(BENCH_RUN)/best.pt --run $(BENCH_RUN) \
+		--crops $(BENCH_DATA)/NUAA-SIRST $(BENCH_DATA)/NUDT-SIRST --out docs/benchmarks.md
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check semprior_core workbench tests
