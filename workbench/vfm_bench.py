@@ -53,15 +53,23 @@ def _torch_engine(encoder: nn.Module, layers: Sequence[int], *, pooled: bool, po
     return batched
 
 
-def _onnx_engine(encoder: nn.Module, layers: Sequence[int], example: Tensor, tmp: Path, threads: int) -> Encode:
-    """The same blocks exported to ONNX (dynamic batch and size), run by onnxruntime on ``threads`` threads."""
+def _onnx_engine(encoder: nn.Module, layers: Sequence[int], example: Tensor, tmp: Path, threads: int,
+                 int8: bool = False) -> Encode:
+    """The same blocks exported to ONNX (dynamic batch and size), run by onnxruntime on ``threads`` threads;
+    ``int8``: with onnxruntime's dynamic quantisation (int8 weights, activations quantised per call)."""
     import onnxruntime as ort
 
     path = tmp / "vfm.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the tracer's shape-to-int warnings: the graph is checked below
-        torch.onnx.export(_Blocks(encoder, layers), (example,), str(path), input_names=["x"], opset_version=17,
-                          dynamic_axes={"x": {0: "b", 2: "h", 3: "w"}}, dynamo=False)
+    if not path.exists():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the tracer's shape-to-int warnings: the graph is checked below
+            torch.onnx.export(_Blocks(encoder, layers), (example,), str(path), input_names=["x"], opset_version=17,
+                              dynamic_axes={"x": {0: "b", 2: "h", 3: "w"}}, dynamo=False)
+    if int8:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantize_dynamic(str(path), str(tmp / "vfm-int8.onnx"), weight_type=QuantType.QInt8)
+        path = tmp / "vfm-int8.onnx"
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -129,6 +137,8 @@ def _engines(enc: nn.Module, wanted: list[int], pool: ThreadPoolExecutor, exampl
     try:
         engines["onnxruntime, blocks to the last needed, intra-op threads"] = (
             "fp32", _onnx_engine(enc, wanted, example, tmp, threads))
+        engines["onnxruntime int8 (dynamic quantisation), intra-op threads"] = (
+            "int8", _onnx_engine(enc, wanted, example, tmp, threads, int8=True))
     except ImportError:
         pass
     return engines
