@@ -457,15 +457,16 @@ def test_moving_the_label_slider_changes_the_shown_update(page):
     _open_tab(page, "Label evolution", "update 2/2")
     page.get_by_text("label update (0 = initial point labels): 2").wait_for()  # the slider has the run's range
     handle = page.locator(".noUi-handle").first
-    handle.focus()
-    page.keyboard.press("ArrowLeft")
+    # Locator.press waits until the handle can take input and focuses it first (a bare focus() and a page-level
+    # key press could land before the slider was ready on a loaded machine)
+    handle.press("ArrowLeft")
     page.get_by_text("update 1/2 · after 1 training epoch").first.wait_for()
-    page.keyboard.press("Home")
+    handle.press("Home")
     page.get_by_text("update 0/2 · initial point labels").first.wait_for()
     assert page.get_by_text("update 2/2").count() == 0
     # The image panel follows: its title names the update shown, as the status line does.
     page.wait_for_function(f"() => ({PLOT_TITLES})().some(t => t.endsWith('· update 0/2 · initial point labels'))")
-    page.keyboard.press("End")
+    handle.press("End")
     page.get_by_text("update 2/2").first.wait_for()
 
 
