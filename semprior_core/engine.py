@@ -35,7 +35,7 @@ from .config import (
     supervision_name,
 )
 from .data.catalog import DataSplits, build_splits, folders_of, load_points
-from .data.dataset import CropDataset, ImageBank, Normalization, collate, epoch_plan
+from .data.dataset import CropDataset, ImageBank, Normalization, collate, crop_placement, epoch_plan
 from .evaluation.metrics import MetricAccumulator
 from .evaluation.selection import point_scores
 from .io import DataError, atomic_write_bytes, read_jsonl, read_text
@@ -372,8 +372,8 @@ class Trainer:
         ds = CropDataset(
             self.train_bank, self.supervision.target, self.norm, crop=cfg.crop, flips=cfg.flips,
             rot90=cfg.rot90, seed=self.cfg.train.seed, features=self.method.train_features(),
-            feature_stride=self.method.networks().feature_stride, plan=plan, centres=self.supervision.crop_centres,
-            target_prob=cfg.target_prob, jitter=cfg.target_jitter,
+            feature_stride=self.method.networks().feature_stride, plan=plan,
+            **crop_placement(cfg, self.supervision.crop_centres),
         )
         ds.set_epoch(self.epoch)
         # One seeded permutation per epoch, sharded over ranks: with several ranks each step covers

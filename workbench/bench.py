@@ -104,8 +104,8 @@ class BenchPlan:
     (``checkpoint``'s, default an untrained first backbone) and, with ``run``, the int8 metric change on that
     run's test split. ``cache`` (a VFM): building its feature cache, old path vs new, and its encoder per engine
     (torch, onnxruntime, bfloat16, onnxruntime int8). ``dashboard`` (a folder of runs): the dashboard's first
-    render with 20 of them. ``label_windows`` (a label-evolving run): a label update's predictions, whole images vs the points'
-    windows grown by each of ``margins``. ``crops`` (dataset folders): how often 128² training and
+    render with 20 of them. ``label_windows`` (a label-evolving run): a label update's predictions, whole images
+    vs the points' windows grown by each of ``margins``. ``crops`` (dataset folders): how often 128² training and
     meta-validation crops hold a target, placed anywhere vs as training places them.
     """
 

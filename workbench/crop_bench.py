@@ -16,7 +16,7 @@ import numpy as np
 
 from semprior_core.config import load_config
 from semprior_core.data.catalog import build_splits, folders_of, load_points
-from semprior_core.data.dataset import CropDataset, ImageBank, Normalization
+from semprior_core.data.dataset import CropDataset, ImageBank, Normalization, crop_placement
 from semprior_core.method.supervision import Supervision
 
 PLACEMENTS = ("uniform", "like training")
@@ -34,11 +34,9 @@ def crop_hits(data: str | Path, *, crop: int = 128, epochs: int = 25, overrides:
         bank = ImageBank(splits.get(split))
         centres = Supervision(cfg, bank, points, None).crop_centres
         for placement in PLACEMENTS:
-            like_training = placement == "like training"
             ds = CropDataset(bank, lambda i, bank=bank: bank.mask(i).astype(np.float32), Normalization(0.0, 1.0),
-                             crop=crop, seed=cfg.train.seed, centres=centres if like_training else None,
-                             target_prob=cfg.data.target_prob if like_training else 0.0,
-                             jitter=cfg.data.target_jitter)
+                             crop=crop, seed=cfg.train.seed,
+                             **crop_placement(cfg.data, centres if placement == "like training" else None))
             held, positive, pixels = 0, 0.0, 0
             for epoch in range(epochs):
                 ds.set_epoch(epoch)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,7 +26,17 @@ from .transforms import (
     sample_geometry,
 )
 
+if TYPE_CHECKING:
+    from ..config import DataConfig
+
 FeatureSource = Callable[[int], list[torch.Tensor]]  # index -> full-image VFM feature maps (C, h, w)
+
+
+def crop_placement(data: DataConfig, centres: Callable[[int], np.ndarray] | None) -> dict:
+    """:class:`CropDataset` keywords that place crops as training does: centred on one of ``centres(i)`` with
+    probability ``data.target_prob``, shifted by up to ``data.target_jitter``; uniform when ``centres`` is None."""
+    return {"centres": centres, "target_prob": data.target_prob if centres is not None else 0.0,
+            "jitter": data.target_jitter}
 
 
 @dataclass(frozen=True)

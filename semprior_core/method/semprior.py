@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.dataset import CropDataset, collate
+from ..data.dataset import CropDataset, collate, crop_placement
 from ..io import append_jsonl, atomic_write_text, read_jsonl
 from ..losses import DISTILL_NORM, distillation, segmentation_loss
 from ..networks import Networks, build_student, build_teacher
@@ -165,13 +165,12 @@ class SempriorMethod(Method):
         ``semprior.meta_val_crops`` says."""
         cfg = self.ctx.cfg
         target = self.val_supervision.bank.mask if self.sp.val_dense else self.val_supervision.target
-        like_training = self.sp.meta_val_crops == "train"
+        centres = self.val_supervision.crop_centres if self.sp.meta_val_crops == "train" else None
         ds = CropDataset(
             self.ctx.val_bank, lambda i: np.asarray(target(i), dtype=np.float32), self.ctx.norm, crop=cfg.data.crop,
             flips=cfg.data.flips, rot90=cfg.data.rot90, seed=cfg.train.seed + 1,
             features=self.ctx.val_features, feature_stride=self.nets.feature_stride,
-            centres=self.val_supervision.crop_centres if like_training else None,
-            target_prob=cfg.data.target_prob if like_training else 0.0, jitter=cfg.data.target_jitter,
+            **crop_placement(cfg.data, centres),
         )
         ds.set_epoch(self.steps)
         rng = np.random.default_rng(epoch_seed(cfg.train.seed, self.steps))
