@@ -327,7 +327,9 @@ class Trainer:
             "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "changes": {c.key: [c.old, c.new] for c in resumed.changes},
         }
-        record = resumed.record | {"run_id": self.run_id, "resumes": [*resumed.record.get("resumes", []), entry]}
+        # the selection as it now runs (a resume may switch it to keep="last"): readers find best.pt's epoch by it
+        record = resumed.record | {"run_id": self.run_id, "selection": self.selection.__dict__,
+                                   "resumes": [*resumed.record.get("resumes", []), entry]}
         self.files.write_info(record)
 
     # -- loop ----------------------------------------------------------------------------
@@ -351,9 +353,11 @@ class Trainer:
             record["epoch_s"] = time.monotonic() - started
             self.epoch += 1
             self.history.append(record)
-            improved = record.get("select_score", -math.inf) > self.best["score"]
+            # keep="last": every epoch replaces best.pt, so it ends as the final one
+            improved = self.selection.keep == "last" or record.get("select_score", -math.inf) > self.best["score"]
             if improved:
-                self.best = {"score": record["select_score"], "epoch": record["epoch"], "metric": self.selection.metric}
+                score = record.get("select_score", self.best["score"])  # an epoch without validation keeps the last
+                self.best = {"score": score, "epoch": record["epoch"], "metric": self.selection.metric}
             dist.assert_same_state(self.method.networks(), f"epoch {self.epoch}")
             if self.rank == 0:
                 self._save_epoch(record, improved)

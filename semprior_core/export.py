@@ -236,10 +236,10 @@ def metadata_for(src: NetworkSource, threshold: float, threshold_metric: str, pr
 # -- validation split: threshold and calibration images ------------------------------------------
 def validation_threshold(src: NetworkSource, grid: Sequence[float] = DEFAULT_GRID,
                          device: str = "cpu") -> ThresholdChoice:
-    """The grid threshold scoring best on the run's validation split with the run's own selection rule.
+    """The grid threshold scoring best on the run's validation split with the run's own validation score.
 
-    Dense IoU when the run selected checkpoints on dense validation masks, else the point-only F1 on the
-    validation points, so a point-supervised export uses no dense mask either.
+    Dense IoU when the run scores validation on dense masks (full supervision, or ``train.select=val_dense``),
+    else the point-only F1 on the validation points, so a point-supervised export uses no dense mask either.
     """
     from .data.catalog import build_splits, folders_of, load_points
 
@@ -248,7 +248,7 @@ def validation_threshold(src: NetworkSource, grid: Sequence[float] = DEFAULT_GRI
     dev = resolve_device(device)
     net = src.net.to(dev)
     probs = Networks({src.network: net}).predict(src.network, bank, src.norm, device=dev)
-    if selection_for(src.cfg).uses_dense_val_masks:
+    if selection_for(src.cfg).metric == "iou":
         return select_threshold(probs, masks=[bank.mask(i) for i in range(len(bank))], grid=grid)
     points = load_points(src.cfg.data, folders_of(src.cfg.data, splits))
     pts = [points[ref.folder.name].check_against(ref.sid, bank.shape(i)) for i, ref in enumerate(bank.refs)]

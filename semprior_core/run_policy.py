@@ -8,7 +8,7 @@ place that answers them, so that they cannot drift apart. Pure functions of a :c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from .config import RunConfig
@@ -16,19 +16,25 @@ if TYPE_CHECKING:
 
 @dataclass
 class Selection:
-    """Which validation score picks ``best.pt`` and whether it used dense masks."""
+    """Which validation score a run logs as ``select_score``, and which epoch ``best.pt`` holds: the one with the
+    highest score (``keep="best"``) or the final one (``keep="last"``, no selection)."""
 
     metric: str
-    uses_dense_val_masks: bool
+    uses_dense_val_masks: bool  # whether dense validation masks chose best.pt
+    keep: Literal["best", "last"] = "best"
 
 
 def selection_for(cfg: RunConfig) -> Selection:
     """``train.select``, with ``auto`` resolved: dense validation masks for full supervision, the point-only F1
-    otherwise (a point-supervised run never selects on dense masks unless told to)."""
+    otherwise (a point-supervised run never selects on dense masks unless told to). ``last`` logs the score
+    ``auto`` would select on but keeps the final epoch: point-F1 sees whether targets are found, not the
+    masks' shape, and picked point-supervised checkpoints before their masks matured (docs/training.md)."""
     mode = cfg.train.select
-    if mode == "auto":
+    keep = "last" if mode == "last" else "best"
+    if mode in ("auto", "last"):
         mode = "val_dense" if cfg.method.supervision == "full" else "val_points"
-    return Selection(metric="iou" if mode == "val_dense" else "point_f1", uses_dense_val_masks=mode == "val_dense")
+    dense = mode == "val_dense"
+    return Selection(metric="iou" if dense else "point_f1", uses_dense_val_masks=dense and keep == "best", keep=keep)
 
 
 def uses_teacher(cfg: RunConfig) -> bool:

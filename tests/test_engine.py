@@ -10,6 +10,7 @@ from semprior_core.config import ConfigError, load_config
 from semprior_core.engine import Trainer, TrainingError, lr_factor, read_history, train
 from semprior_core.store.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from semprior_core.store.label_history import LabelHistory
+from semprior_core.store.runs import Run, kept_record
 from tests.histories import assert_same_history
 
 
@@ -39,7 +40,7 @@ def test_full_supervision_loss_falls_and_run_files(tiny_synthetic, tmp_path):
         assert (run / name).exists(), name
     assert len(read_history(run)) == 12
     info = json.loads((run / "run.json").read_text())
-    assert info["selection"] == {"metric": "iou", "uses_dense_val_masks": True}
+    assert info["selection"] == {"metric": "iou", "uses_dense_val_masks": True, "keep": "best"}
     best = load_checkpoint(run / "best.pt")
     scores = [r["select_score"] for r in hist]
     assert best["epoch"] == int(np.argmax(scores)) + 1  # selection by validation score
@@ -49,7 +50,36 @@ def test_point_supervision_selects_without_dense_masks(tiny_synthetic, tmp_path)
     cfg = tiny_cfg(tiny_synthetic, "labels.rule=fixed", "train.epochs=2")
     train(cfg, tmp_path / "run", progress=False)
     info = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert info["selection"] == {"metric": "point_f1", "uses_dense_val_masks": False}
+    assert info["selection"] == {"metric": "point_f1", "uses_dense_val_masks": False, "keep": "best"}
+
+
+@pytest.mark.parametrize(("select", "kept"), [("auto", 1), ("last", 3)])
+def test_best_pt_holds_the_best_scoring_epoch_or_with_select_last_the_final_one(tiny_synthetic, tmp_path,
+                                                                               monkeypatch, select, kept):
+    scores = iter([0.9, 0.5, 0.1])  # falling validation scores: the best epoch is the first
+
+    def validate(self):
+        return {"select_score": next(scores)}
+
+    monkeypatch.setattr(Trainer, "_validate", validate)
+    cfg = tiny_cfg(tiny_synthetic, "labels.rule=fixed", "train.epochs=3", f"train.select={select}")
+    train(cfg, tmp_path / "run", progress=False)
+    assert load_checkpoint(tmp_path / "run" / "best.pt")["epoch"] == kept
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["selection"]["keep"] == ("last" if select == "last" else "best")
+
+
+def test_a_run_resumed_with_select_last_ends_with_its_final_epoch_in_best_pt(tiny_synthetic, tmp_path, monkeypatch):
+    scores = iter([0.9, 0.5, 0.1])
+    monkeypatch.setattr(Trainer, "_validate", lambda self: {"select_score": next(scores)})
+    base = ["labels.rule=fixed", "train.schedule=constant"]
+    train(tiny_cfg(tiny_synthetic, *base, "train.epochs=2"), tmp_path / "run", progress=False)
+    assert load_checkpoint(tmp_path / "run" / "best.pt")["epoch"] == 1
+    train(tiny_cfg(tiny_synthetic, *base, "train.epochs=3", "train.select=last"), tmp_path / "run", resume=True,
+          progress=False)
+    assert load_checkpoint(tmp_path / "run" / "best.pt")["epoch"] == 3  # though epoch 1 scored highest
+    run = Run.open(tmp_path / "run")  # readers find the kept epoch by run.json's selection, updated on resume
+    assert kept_record(run.history(), run.info()["selection"])["epoch"] == 3
 
 
 def _interrupt_after(monkeypatch, n_steps):

@@ -11,7 +11,7 @@ BASE = ["data.crop=32", "data.batch_size=4", "data.val_fraction=0.25", "model.op
         "train.epochs=2", "train.threads=1", "labels.start_epoch_frac=0.0", "labels.update_every=1"]
 VARIANTS = {
     "full": ["method.supervision=full"],
-    "lesps": ["labels.rule=lesps"],
+    "lesps": ["labels.rule=lesps", "train.select=last"],  # keeps its final epoch, as protocol v4 does
     "semprior": ["method.name=semprior", "vfm.name=dinov2_vits14", "vfm.input_size=112", "vfm.layers=[3]",
                  "scam.stages=[0, 1]", "scam.vfm_layers=[3, 3]"],
 }
@@ -50,7 +50,12 @@ def test_report_tables_and_figures(runs, tmp_path):
     chosen = [line.split(" | ")[4] for line in text.splitlines() if line.startswith("| lesps | student")]
     minutes = [line.split(" | ")[5] for line in text.splitlines() if line.startswith("| lesps | student")]
     assert float(minutes[0]) > 0  # measured wall time per seed, from the epochs' epoch_s
-    assert all(ep in ("1", "2") for ep in chosen[0].split(", ")) and len(chosen[0].split(", ")) == 2
+    assert chosen[0] == "2, 2"  # train.select=last: the final epoch of each seed
+    assert "final checkpoint (no selection) |" in next(line for line in text.splitlines()
+                                                       if line.startswith("| lesps | student"))
+    kept = text.split("### Kept checkpoints")[1].split("###")[0]
+    assert "| lesps | student | last | 2, 2 | " in kept and kept.count("| +0.00 |") >= 1  # final − kept = 0
+    assert "| full supervision | student | best iou | " in kept and "| semprior | teacher | best point_f1 | " in kept
     assert "semprior student vs" in text and "| lesps (student) |" in text  # paired significance rows
     assert "### Targets" in text and "| IoU ≥ LESPS + 5 |" in text
     assert "![examples](figures/tiny/examples.png)" in text

@@ -107,6 +107,17 @@ def test_train_steps_may_change_only_with_the_steps_per_epoch():
     assert {c.key for c in longer} == {"train.epochs", "train.steps"}
 
 
+def test_selection_may_change_on_resume_only_to_the_final_epoch():
+    base = ["train.schedule=constant", "labels.rule=fixed"]
+    old = load_config(None, base)
+    changes = check_resume(old, load_config(None, [*base, "train.select=last"]), epochs_done=5)
+    assert [(c.key, c.old, c.new) for c in changes] == [("train.select", "auto", "last")]
+    # best.pt of the trained epochs was kept by "last": no score-based rule can take over from it
+    with pytest.raises(ConfigError, match="train.select last -> val_points: .*only a change to 'last'"):
+        check_resume(load_config(None, [*base, "train.select=last"]), load_config(None, [*base, "train.select=val_points"]),
+                     epochs_done=5)
+
+
 def test_fewer_epochs_than_trained_are_refused():
     base = ["train.schedule=constant", "method.supervision=full", "train.epochs=10"]
     with pytest.raises(ConfigError, match="train.epochs=3 is fewer than the 5 epochs already trained"):

@@ -24,15 +24,18 @@ def test_teacher_and_vfm_follow_the_method_and_scam(overrides, teacher, vfm):
     assert not reads_vfm(cfg, "student")
 
 
-@pytest.mark.parametrize(("overrides", "metric", "dense"), [
-    (["method.supervision=full"], "iou", True),
-    ([], "point_f1", False),
-    (["train.select=val_dense"], "iou", True),
-    (["method.supervision=full", "train.select=val_points"], "point_f1", False),
+@pytest.mark.parametrize(("overrides", "metric", "dense", "keep"), [
+    (["method.supervision=full"], "iou", True, "best"),
+    ([], "point_f1", False, "best"),
+    (["train.select=val_dense"], "iou", True, "best"),
+    (["method.supervision=full", "train.select=val_points"], "point_f1", False, "best"),
+    # last logs what auto would select on, but no validation score (so no dense mask) chooses the checkpoint
+    (["train.select=last"], "point_f1", False, "last"),
+    (["method.supervision=full", "train.select=last"], "iou", False, "last"),
 ])
-def test_selection_resolves_auto_by_supervision(overrides, metric, dense):
+def test_selection_resolves_auto_by_supervision(overrides, metric, dense, keep):
     sel = selection_for(load_config(None, overrides))
-    assert (sel.metric, sel.uses_dense_val_masks) == (metric, dense)
+    assert (sel.metric, sel.uses_dense_val_masks, sel.keep) == (metric, dense, keep)
 
 
 def test_features_for_a_run_without_vfm_builds_nothing():

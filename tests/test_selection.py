@@ -47,10 +47,12 @@ def test_no_annotated_point_scores_nan_and_cannot_select():
         select_threshold([np.zeros((20, 20), np.float32)], points=[empty])
 
 
-def test_best_record_skips_unscored_validations():
-    from semprior_core.store.runs import best_record
+def test_the_kept_record_is_the_best_scored_one_or_with_keep_last_the_final_one():
+    from semprior_core.store.runs import kept_record
 
     history = [{"epoch": 1, "select_score": float("nan")}, {"epoch": 2, "select_score": 0.3},
                {"epoch": 3, "select_score": 0.2}, {"epoch": 4}]
-    assert best_record(history)["epoch"] == 2
-    assert best_record([{"epoch": 1, "select_score": float("nan")}]) is None
+    assert kept_record(history, {"metric": "point_f1"})["epoch"] == 2  # runs before `keep` kept the best
+    assert kept_record(history, {"keep": "best"})["epoch"] == 2
+    assert kept_record(history, {"keep": "last"})["epoch"] == 3  # the last *scored* record (epoch 4 has none)
+    assert kept_record([{"epoch": 1, "select_score": float("nan")}], {"keep": "last"}) is None

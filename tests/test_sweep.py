@@ -96,6 +96,16 @@ def test_protocols_plan_every_run(tmp_path):
             pal_rule.semprior.combine) == ("semprior", "pal", "pal_easy", "pal_edge", "weighted")
     with pytest.raises(ConfigError, match="cpu-v4-tune"):  # v4 refuses to run before its tuning round
         plan(load_protocol("cpu-v4"), tmp_path / "v4", root)
+    (root / "configs" / "protocols" / "cpu-v4-tuned.yaml").write_text(
+        "lesps: {candidate: a, overrides: []}\npal: {candidate: b, overrides: []}\n"
+        "semprior: {candidate: c, overrides: [labels.start_epoch_frac=0.1]}\n")
+    v4 = {j.run_dir.parts[-3]: apply_overrides(b, list(j.overrides)) for j, b in plan(load_protocol("cpu-v4"),
+                                                                                       tmp_path / "v4", root)}
+    # v4 keeps the final checkpoint of every point-supervised run (methods+); full supervision still selects
+    assert {m: c.train.select for m, c in v4.items()} == {"full": "auto", "fixed": "last", "lesps": "last",
+                                                         "pal": "last", "semprior": "last"}
+    assert v4["semprior"].labels.start_epoch_frac == 0.1 and v4["semprior"].semprior.meta_every == 8
+    assert {apply_overrides(b, list(j.overrides)).train.select for j, b in tune_runs} == {"last"}  # inherited
     # the ablations at the defaults share their un-ablated semprior runs with cpu-defaults: the same configs
     shared = {j.run_dir.parts[-4:]: b for j, b in plan(load_protocol("cpu-defaults"), tmp_path / "d", root)}
     unablated = [(j, b) for j, b in plan(load_protocol("cpu-ablations-defaults"), tmp_path / "d", root)
@@ -114,6 +124,27 @@ def test_overrides_plus_appends_to_the_parents_overrides(tmp_path):
     (tmp_path / "both.yaml").write_text(f"extends: {PROTOCOL_DIR / 'cpu.yaml'}\noverrides: [a=1]\noverrides+: [b=2]\n")
     with pytest.raises(ConfigError, match="not both"):
         load_protocol(str(tmp_path / "both.yaml"))
+
+
+def test_methods_plus_appends_to_the_named_methods_overrides(tmp_path):
+    from workbench.reproduce import PROTOCOL_DIR
+
+    cpu = load_protocol("cpu")
+    (tmp_path / "child.yaml").write_text(f"extends: {PROTOCOL_DIR / 'cpu.yaml'}\nmethods+: {{pal: [x=1]}}\n")
+    child = load_protocol(str(tmp_path / "child.yaml"))
+    assert child.methods["pal"] == [*cpu.methods["pal"], "x=1"]
+    assert all(child.methods[m] == o for m, o in cpu.methods.items() if m != "pal")
+    (tmp_path / "pick.yaml").write_text(f"extends: {tmp_path / 'child.yaml'}\nmethods: [pal]\n")
+    assert load_protocol(str(tmp_path / "pick.yaml")).methods == {"pal": child.methods["pal"]}  # a child picks
+    for name, text, match in [
+        ("alone", "base: b.yaml\nseeds: [0]\ndatasets: {}\nmethods: {}\nmethods+: {a: [x=1]}\n", "extends none"),
+        ("unknown", f"extends: {PROTOCOL_DIR / 'cpu.yaml'}\nmethods+: {{palx: [x=1]}}\n", "methods\\+ 'palx' is not in"),
+        ("both", f"extends: {PROTOCOL_DIR / 'cpu.yaml'}\nmethods: {{a: []}}\nmethods+: {{pal: [x=1]}}\n", "not both"),
+        ("shape", f"extends: {PROTOCOL_DIR / 'cpu.yaml'}\nmethods+: [pal]\n", "maps method names to lists"),
+    ]:
+        (tmp_path / f"{name}.yaml").write_text(text)
+        with pytest.raises(ConfigError, match=match):
+            load_protocol(str(tmp_path / f"{name}.yaml"))
 
 
 def test_select_keeps_the_named_runs_in_the_protocols_order(tmp_path):

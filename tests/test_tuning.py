@@ -76,9 +76,9 @@ def test_the_main_protocol_refuses_to_run_untuned(protocols, tmp_path):
     assert lesps.labels.start_epoch_frac == 0.5 and lesps.labels.update_every == 1  # method's own, then the winner's
 
 
-def _c(method, name, status="finished", score=None, late=None):
+def _c(method, name, status="finished", score=None, late=None, keep="best"):
     return Candidate(method, name, (), Path(name), status, "point_f1", score, 1 if score is not None else None, 2,
-                     late)
+                     late, keep)
 
 
 def test_winners_are_the_best_finished_validation_score_and_ties_go_to_the_first_listed():
@@ -96,6 +96,17 @@ def test_a_tie_on_the_best_score_goes_to_the_steadier_run():
     assert tuning.winners([rows[0], _c("semprior", "same", score=1.0, late=0.95)])["semprior"].name == "incumbent"
 
 
+def test_runs_that_keep_their_final_epoch_rank_by_the_late_mean_then_the_best_score():
+    rows = [_c("pal", "incumbent", score=1.0, late=0.90, keep="last"), _c("pal", "steady", score=0.96, late=0.95,
+            keep="last"), _c("pal", "peaky", score=1.0, late=0.95, keep="last")]
+    assert tuning.winners(rows)["pal"].name == "peaky"  # ties with steady on the late mean, higher best score
+    assert tuning.winners(rows[:2])["pal"].name == "steady"  # the late mean decides before the best score
+    md = tuning.tuning_markdown(reproduce.Protocol("t", "b", [0], {"d": []}, {"pal": []}, candidates={"pal": {}}),
+                                rows, tuning.winners(rows), "cmd")
+    assert "keep their final epoch (`train.select=last`) rank by the mean of their last 5" in md
+    assert "keep their best epoch" not in md  # only the rule these candidates follow is described
+
+
 def test_the_late_mean_averages_the_last_scored_validations(tmp_path):
     import json
 
@@ -107,7 +118,7 @@ def test_the_late_mean_averages_the_last_scored_validations(tmp_path):
     scores = [0.2, 0.9, float("nan"), 0.6, 0.7, 0.8, 0.9, 1.0]  # NaN: a validation that could not score
     (run / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e, "select_score": v}) + "\n"
                                                for e, v in enumerate(scores, 1)))
-    c = _candidate("lesps", "x", [], run, planned_epochs=8)
+    c = _candidate("lesps", "x", [], run, planned_epochs=8, keep="best")
     assert LATE == 5 and c.score == 1.0 and c.epoch == 8 and c.status == "finished"
     assert c.late_mean == pytest.approx((0.6 + 0.7 + 0.8 + 0.9 + 1.0) / 5)
 

@@ -117,8 +117,11 @@ def write_run_report(run_dir: str | Path, results: list[EvalResult], elapsed_s: 
     lines = [
         f"# Run report: {run_dir.name}",
         "",
-        f"Supervision: **{info['supervision']}**. Checkpoint chosen on the **validation split carved from training "
-        f"data** by `{sel['metric']}`" + (" (uses dense validation masks)." if sel["uses_dense_val_masks"] else " (points only)."),
+        f"Supervision: **{info['supervision']}**. " + (
+            f"Checkpoint: the **final epoch** (`train.select=last`; the validation split logs `{sel['metric']}`)."
+            if sel.get("keep") == "last" else
+            f"Checkpoint chosen on the **validation split carved from training data** by `{sel['metric']}`"
+            + (" (uses dense validation masks)." if sel["uses_dense_val_masks"] else " (points only).")),
         "",
         *([f"Training and evaluation took {elapsed_s / 60:.1f} min of wall time.", ""] if elapsed_s else []),
         "| split | model | checkpoint | IoU | nIoU | Pd | Fa ×10⁻⁶ |",

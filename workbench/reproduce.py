@@ -9,7 +9,8 @@ resumed, so the command can be re-run after any interruption.
 ``extends: <protocol>`` takes every key from another protocol file and replaces those given, so
 that a tuning or ablation protocol cannot drift from the budget of the main one (``datasets`` may
 then be a list of the parent's dataset names, ``methods`` too; ``overrides+`` appends to the parent's
-overrides instead of replacing them, e.g. another student on the same budget). A protocol with ``candidates``
+overrides instead of replacing them, e.g. another student on the same budget, and ``methods+``
+(``{method: overrides}``) to the named methods' overrides, e.g. a rule for the point-supervised ones only). A protocol with ``candidates``
 (``{method: {name: overrides}}``) is a tuning protocol: each candidate is one variant, scored on
 validation only, and the winners are written to its ``tuned`` file (:mod:`workbench.tuning`); a
 protocol without candidates that names a ``tuned`` file appends each method's winning overrides.
@@ -32,6 +33,7 @@ from semprior_core.store.run_dir import RunDir
 from . import sweep
 
 PROTOCOL_DIR = Path(__file__).resolve().parents[1] / "configs" / "protocols"
+APPENDING = frozenset({"overrides+", "methods+"})  # keys that append to the extended protocol's
 
 
 @dataclass
@@ -70,19 +72,30 @@ def _protocol_dict(path: Path, seen: tuple[Path, ...] = ()) -> dict:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a protocol is a mapping of keys")
-    unknown = set(data) - set(Protocol.__dataclass_fields__) - {"name", "extends", "overrides+"}
+    unknown = set(data) - set(Protocol.__dataclass_fields__) - {"name", "extends", *APPENDING}
     if unknown:
         raise ConfigError(f"{path}: unknown protocol key {sorted(unknown)[0]!r}")
     if "extends" not in data:
-        if "overrides+" in data:
-            raise ConfigError(f"{path}: 'overrides+' appends to the overrides of the protocol it extends; "
-                              "this one extends none (use 'overrides')")
+        for key in APPENDING.intersection(data):
+            raise ConfigError(f"{path}: {key!r} appends to the {key[:-1]} of the protocol it extends; "
+                              f"this one extends none (use {key[:-1]!r})")
         return data
     parent = _protocol_dict(_protocol_path(data.pop("extends"), path.parent), (*seen, path.resolve()))
     if "overrides+" in data:
         if "overrides" in data:
             raise ConfigError(f"{path}: give 'overrides' (replace the parent's) or 'overrides+' (append), not both")
         data["overrides"] = [*parent.get("overrides", []), *data.pop("overrides+")]
+    if "methods+" in data:
+        extra = data.pop("methods+")
+        if not isinstance(extra, dict) or not all(isinstance(v, list) for v in extra.values()):
+            raise ConfigError(f"{path}: 'methods+' maps method names to lists of overrides")
+        if isinstance(data.get("methods"), dict):
+            raise ConfigError(f"{path}: give 'methods' as a mapping (replace the parent's) or 'methods+' "
+                              "(append), not both")
+        missing = [m for m in extra if m not in parent.get("methods", {})]
+        if missing:
+            raise ConfigError(f"{path}: methods+ {missing[0]!r} is not in the protocol it extends")
+        parent = parent | {"methods": {m: [*o, *extra.get(m, [])] for m, o in parent["methods"].items()}}
     for key in ("datasets", "methods"):  # a list names a subset of the parent's entries
         if isinstance(data.get(key), list):
             missing = [k for k in data[key] if k not in parent.get(key, {})]

@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 from semprior_core.evaluation.significance import PairedResult, paired_bootstrap, pool_seeds  # noqa: E402
 from semprior_core.io import atomic_write_text  # noqa: E402
 from semprior_core.store.runs import Run  # noqa: E402
-from workbench import label_quality  # noqa: E402
+from workbench import label_quality, selection_audit  # noqa: E402
 from workbench.inspect.compare import expand_runs, format_values  # noqa: E402
 
 METRICS = ("IoU", "nIoU", "Pd", "Fa")
@@ -91,9 +91,11 @@ def describe(run: Run) -> tuple[str, str, str]:
         fixed = ", ".join(f"{k}={v}" for k, v in sorted(cfg.classical.params.items()))
         return dataset, f"{cfg.classical.method} (classical{', ' + fixed if fixed else ''})", "tuned on dense validation masks"
     sup = info.get("supervision", cfg.method.supervision)
+    selection = info.get("selection", {})
+    kept = "final checkpoint (no selection)" if selection.get("keep") == "last" else (
+        "selected on dense validation masks" if selection.get("uses_dense_val_masks") else "")
     if cfg.method.name != "semprior":
-        return dataset, {"full": "full supervision", "fixed": "fixed points"}.get(sup, sup), (
-            "selected on dense validation masks" if sup == "full" else "")
+        return dataset, {"full": "full supervision", "fixed": "fixed points"}.get(sup, sup), kept
     ablations = []
     if cfg.vfm.name != "dinov2_vits14":
         ablations.append(f"vfm={cfg.vfm.name}")
@@ -102,7 +104,8 @@ def describe(run: Run) -> tuple[str, str, str]:
         if not getattr(getattr(cfg, section), name):
             ablations.append(f"{short}=off")
     label = "semprior" + (f" [{', '.join(ablations)}]" if ablations else "")
-    return dataset, label, "uses dense validation masks" if cfg.semprior.val_dense else ""
+    notes = [kept] + (["uses dense validation masks"] if cfg.semprior.val_dense else [])
+    return dataset, label, "; ".join(n for n in notes if n)
 
 
 def collect(paths: list[str | Path]) -> dict[str, list[Entry]]:
@@ -432,8 +435,10 @@ def build_report(paths: list[str | Path], out: Path, command: str, with_figures:
     out = Path(out)
     lines = ["# Results", "", f"Produced by `{command}` ({machine()}); runs trained at commit {run_commits(data)}.", "",
              *([note, ""] if note else []),
-             "Every number is on the **test split**, from the checkpoint each run chose on its **validation split** "
-             "(carved from training data); mean ± std over seeds. Nothing here was typed by hand.", ""]
+             "Every number is on the **test split**, from the checkpoint each run kept: the epoch it chose on its "
+             "**validation split** (carved from training data), or its final epoch where the run says "
+             "`train.select=last` ('chosen at' and 'Kept checkpoints' say which); mean ± std over seeds. Nothing "
+             "here was typed by hand.", ""]
     if not data:
         lines.append("No evaluated runs were found (run `semprior eval --run RUN --split test` first).")
     for dataset, entries in sorted(data.items()):
@@ -450,6 +455,9 @@ def build_report(paths: list[str | Path], out: Path, command: str, with_figures:
         masks = label_quality.section(sorted(entries, key=_order))
         if masks:
             lines += ["### Pseudo-masks", "", *masks, ""]
+        kept = selection_audit.section(sorted(entries, key=_order))
+        if kept:
+            lines += ["### Kept checkpoints", "", *kept, ""]
         if with_figures:
             fig_dir = out.parent / "figures" / dataset
             lines += ["### Example predictions", "", *examples(entries, fig_dir, out.parent), ""]

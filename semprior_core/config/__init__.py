@@ -132,8 +132,9 @@ class TrainConfig:
     channels_last: bool = False
     compile: bool = False
     eval_every: int = 1
-    # auto: dense validation masks for full supervision, point-only validation otherwise
-    select: Literal["auto", "val_dense", "val_points"] = "auto"
+    # which epoch best.pt holds. auto: the best on dense validation masks for full supervision, on the
+    # point-only F1 otherwise; last: the final epoch, no selection (the validation score is still logged)
+    select: Literal["auto", "val_dense", "val_points", "last"] = "auto"
     grad_clip: float = 0.0
     threads: int = 0  # torch CPU threads; 0 = leave torch's default
 
@@ -200,6 +201,7 @@ RESUME_MAY_CHANGE = frozenset({
     "train.epochs",  # only where nothing depends on the epoch budget (budget_dependence)
     "train.steps",  # only where the steps per epoch stay the same
     "train.eval_every",  # more or fewer validations; the old last epoch keeps its own
+    "train.select",  # only to last: best.pt then becomes each epoch, whatever the old rule chose
     "train.threads", "train.device", "train.amp", "train.channels_last", "train.compile",
     "data.num_workers", "vfm.cache_dir",
 })  # fmt: skip
@@ -261,6 +263,11 @@ def check_resume(old: RunConfig, new: RunConfig, epochs_done: int) -> list[Confi
         problems.append(
             f"train.eval_every {old.train.eval_every} -> {new.train.eval_every} changes when validation re-weights "
             "the networks of semprior.combine=weighted's label updates"
+        )
+    if old.train.select != new.train.select and new.train.select != "last":
+        problems.append(
+            f"train.select {old.train.select} -> {new.train.select}: best.pt of the trained epochs was kept by the "
+            "old rule, so only a change to 'last' (the final epoch) is well defined"
         )
     if steps_per_epoch(old) != steps_per_epoch(new):
         problems.append(

@@ -24,7 +24,7 @@ from .fields import COUNT, STRING, Check, check_fields, is_int, is_names, is_num
 from .label_history import LabelHistory
 from .run_dir import RunDir
 
-__all__ = ["ClusterHistory", "LabelHistory", "Run", "best_record", "find_runs"]
+__all__ = ["ClusterHistory", "LabelHistory", "Run", "kept_record", "find_runs"]
 
 
 def _image_stats(v: Any) -> bool:
@@ -74,10 +74,14 @@ def scored_records(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in history if is_number(r.get("select_score")) and math.isfinite(r["select_score"])]
 
 
-def best_record(history: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The record with the highest finite ``select_score`` (what selected ``best.pt``), or None."""
+def kept_record(history: list[dict[str, Any]], selection: dict[str, Any]) -> dict[str, Any] | None:
+    """The validation record of the epoch ``best.pt`` holds, for a run's ``selection`` (run.json): the highest
+    finite ``select_score`` or, with ``keep="last"``, the final scored record; None when none scored. Runs
+    written before ``keep`` existed kept the best."""
     scored = scored_records(history)
-    return max(scored, key=lambda r: r["select_score"]) if scored else None
+    if not scored:
+        return None
+    return scored[-1] if selection.get("keep", "best") == "last" else max(scored, key=lambda r: r["select_score"])
 
 
 class ClusterHistory:

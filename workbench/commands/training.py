@@ -98,13 +98,15 @@ def _after_failed_write(run_dir: Path) -> str:
 
 def _best(run_dir: Path) -> str:
     """What selected best.pt, through the run reader (a NaN score, a validation that could not score, is skipped)."""
-    from semprior_core.store.runs import Run, best_record
+    from semprior_core.store.runs import Run, kept_record
 
     run = Run.open(run_dir)
-    best = best_record(run.history())
+    selection = run.info()["selection"]
+    best = kept_record(run.history(), selection)
     if best is None:
         return "n/a (no validation could score)"
-    return f"{run.info()['selection']['metric']}={best['select_score']:.4f} at epoch {best['epoch']}"
+    last = " (the final epoch: train.select=last)" if selection.get("keep") == "last" else ""
+    return f"{selection['metric']}={best['select_score']:.4f} at epoch {best['epoch']}{last}"
 
 
 def _demo_args(p: argparse.ArgumentParser) -> None:

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from semprior_core.store.runs import best_record
+from semprior_core.store.runs import kept_record
 
 from .handle import RunHandle, open_run
 
@@ -22,7 +22,7 @@ def metrics_table(run: str | Path | RunHandle) -> list[dict[str, Any]]:
     like IoU, nIoU and Pd) the point-supervised runs select on.
 
     Saved evaluations (``semprior eval``) come first; then, per network, the validation scores of the
-    epoch that selected ``best.pt`` (dense validation metrics are diagnostics unless the run selects on
+    epoch ``best.pt`` holds (dense validation metrics are diagnostics unless the run selects on
     them).
     """
     h = open_run(run)
@@ -30,7 +30,7 @@ def metrics_table(run: str | Path | RunHandle) -> list[dict[str, Any]]:
     for ev in h.run.evaluations():
         rows.append({"split": ev["split"], "model": ev["model"], "checkpoint": ev["checkpoint"], "epoch": ev["epoch"],
                      **{c: ev["row"][c] for c in METRIC_COLUMNS}, POINT_F1: None})
-    best = best_record(h.run.history())
+    best = kept_record(h.run.history(), h.run.info().get("selection", {}))
     if best is not None:
         scale = {"IoU": 100, "nIoU": 100, "Pd": 100, "Fa": 1e6}
         for m in h.run.info().get("eval_models", ["student"]):
