@@ -260,12 +260,12 @@ def targets(entries: list[Entry]) -> list[str]:
             check("full supervision ≥ top-hat + 5 (the learned floor)", gap >= 5, f"full − top-hat = {gap:+.2f} IoU")
     for e in sorted(entries, key=_order):
         if e.method.startswith("semprior [") and e.model == "student":
-            r = _paired(sp, e)
-            spread = "" if r is None or r.ci_low <= 0 or _beyond_spread(sp, e) else (
-                f"; but within the seed std ({max(_std(sp), _std(e)):.2f}): the prior verdict below does not count it")
+            r, gap = _paired(sp, e), SeedGap.of(sp, e)
+            spread = "" if r is None or r.ci_low <= 0 or gap.beyond_spread else (
+                f"; but within the seed std ({gap.spread:.2f}): the prior verdict below does not count it")
             check(f"{e.method[len('semprior '):]} below the full method, paired CI excluding 0",
                   r is not None and r.ci_low > 0,
-                  f"full − ablation = {_common_gap(sp, e)}"
+                  f"full − ablation = {gap.text()}"
                   + (f"; paired {100 * r.diff:+.2f}, 95 % CI {_ci(r)}" if r is not None else "; not on the same images")
                   + spread)
     if not rows:
@@ -273,30 +273,33 @@ def targets(entries: list[Entry]) -> list[str]:
     return ["| target (semprior student unless named) | status | measured |", "|---|---|---|", *rows]
 
 
-def _seed_gap(a: Entry, b: Entry) -> tuple[float, str] | None:
-    """a − b of seed means on the seeds both have, and " of seed(s) …" naming them when those are fewer than
-    a's ("" otherwise); None when they share no seed."""
-    common = _on_common_seeds(a, b)
-    if common is None:
-        return None
-    ca, cb = common
-    seeds = "" if len(ca.evals) == len(a.evals) else \
-        f" of seed{'s' if len(ca.evals) > 1 else ''} {', '.join(str(s) for s in ca.seeds())}"
-    return _mean(ca) - _mean(cb), seeds
+@dataclass(frozen=True)
+class SeedGap:
+    """a − b of seed means on the seeds both cells have, against the larger of their seed stds (the bootstrap
+    resamples images, not training seeds; the full method's std is over all its seeds: one seed of an ablation
+    cannot shrink it)."""
 
+    diff: float | None  # None when the cells share no seed
+    seeds: str  # " of seed(s) …" when the common seeds are fewer than a's, else ""
+    spread: float
 
-def _common_gap(a: Entry, b: Entry) -> str:
-    """"<a − b> IoU over seed means" on the seeds both have (:func:`_seed_gap`)."""
-    found = _seed_gap(a, b)
-    return "– (no common seed)" if found is None else f"{found[0]:+.2f} IoU over seed means{found[1]}"
+    @classmethod
+    def of(cls, a: Entry, b: Entry) -> SeedGap:
+        spread = max(_std(a), _std(b))
+        common = _on_common_seeds(a, b)
+        if common is None:
+            return cls(None, "", spread)
+        ca, cb = common
+        seeds = "" if len(ca.evals) == len(a.evals) else \
+            f" of seed{'s' if len(ca.evals) > 1 else ''} {', '.join(str(s) for s in ca.seeds())}"
+        return cls(_mean(ca) - _mean(cb), seeds, spread)
 
+    @property
+    def beyond_spread(self) -> bool:
+        return self.diff is not None and self.diff > self.spread
 
-def _beyond_spread(a: Entry, b: Entry) -> bool:
-    """Whether a − b of seed means on common seeds exceeds either cell's seed std (the bootstrap resamples
-    images, not training seeds). The full method's std is over all its seeds: one seed of an ablation
-    cannot shrink it."""
-    found = _seed_gap(a, b)
-    return found is not None and found[0] > max(_std(a), _std(b))
+    def text(self) -> str:
+        return "– (no common seed)" if self.diff is None else f"{self.diff:+.2f} IoU over seed means{self.seeds}"
 
 
 PRIOR_ABLATIONS = ("semprior [scam=off]", "semprior [vfm=random_vit]")
@@ -309,24 +312,24 @@ def prior_verdict(entries: list[Entry], dataset: str) -> list[str]:
     images, not training seeds."""
     sp = next((e for e in entries if e.method == "semprior" and e.model == "student"), None)
     pairs = [(e, _paired(sp, e)) for e in entries if sp is not None and e.model == "student" and e.method in PRIOR_ABLATIONS]
-    pairs = [(e, r) for e, r in pairs if r is not None]
+    pairs = [(e, r, SeedGap.of(sp, e)) for e, r in pairs if r is not None]
     if not pairs:
         return []
 
-    def lower_without(e: Entry, r: PairedResult) -> bool:
-        return r.ci_low > 0 and _beyond_spread(sp, e)
+    def lower_without(r: PairedResult, gap: SeedGap) -> bool:
+        return r.ci_low > 0 and gap.beyond_spread
 
-    def effect(e: Entry, r: PairedResult) -> str:
-        if lower_without(e, r):
+    def effect(r: PairedResult, gap: SeedGap) -> str:
+        if lower_without(r, gap):
             return "lower without it"
         if r.ci_low > 0:
             return "lower over images, but within the seed spread"
         return "higher without it" if r.ci_high < 0 else "no different"
 
     parts = "; ".join(f"{e.method[len('semprior '):]}: paired full − ablation = {100 * r.diff:+.2f} IoU, 95 % CI "
-                      f"{_ci(r)}, {_common_gap(sp, e)} against a seed std of up to "
-                      f"{max(_std(sp), _std(e)):.2f} ({effect(e, r)})" for e, r in pairs)
-    lower = {e.method: lower_without(e, r) for e, r in pairs}
+                      f"{_ci(r)}, {gap.text()} against a seed std of up to {gap.spread:.2f} ({effect(r, gap)})"
+                      for e, r, gap in pairs)
+    lower = {e.method: lower_without(r, gap) for e, r, gap in pairs}
     scam_off, random_vit = (lower.get(m) for m in PRIOR_ABLATIONS)
     not_bearing = f"**The semantic prior is not load-bearing on {dataset} at this budget**: "
     not_yet = f"**Whether the semantic prior is load-bearing on {dataset} is not established yet**: "
