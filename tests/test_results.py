@@ -56,6 +56,10 @@ def test_report_tables_and_figures(runs, tmp_path):
     kept = text.split("### Kept checkpoints")[1].split("###")[0]
     assert "| lesps | student | last | 2, 2 | " in kept and kept.count("| +0.00 |") >= 1  # final − kept = 0
     assert "| full supervision | student | best iou | " in kept and "| semprior | teacher | best point_f1 | " in kept
+    from workbench.inspect.overview import VAL_SPLIT, metrics_table
+
+    val = [r for r in metrics_table(runs / "lesps" / "seed0") if r["split"] == VAL_SPLIT]
+    assert [r["epoch"] for r in val] == [2]  # the inspector's validation row is the kept (final) epoch's
     assert "semprior student vs" in text and "| lesps (student) |" in text  # paired significance rows
     assert "### Targets" in text and "| IoU ≥ LESPS + 5 |" in text
     assert "![examples](figures/tiny/examples.png)" in text
