@@ -13,6 +13,7 @@ import math
 import statistics
 from dataclasses import dataclass
 
+from semprior_core.store.fields import is_number
 from semprior_core.store.runs import Run, kept_record, scored_records
 from workbench.inspect.compare import format_values
 
@@ -44,7 +45,7 @@ def kept_vs_final(history: list[dict], selection: dict, model: str) -> KeptVsFin
 
 
 def _finite(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return is_number(v) and math.isfinite(v)
 
 
 def run_rows(run: Run, model: str) -> KeptVsFinal | None:
@@ -73,4 +74,3 @@ def section(entries) -> list[str]:
             "than the final ones.", "",
             "| method | network | kept by | kept epochs | val IoU kept | val IoU final | final − kept |",
             "|---|---|---|---|---|---|---|", *lines]
-
